@@ -1,0 +1,3 @@
+"""monitor: a terminal uptime monitor."""
+
+__version__ = "0.1.0"

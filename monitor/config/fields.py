@@ -1,0 +1,157 @@
+"""Declarative config fields: each probe kind declares its options as a
+dataclass whose fields carry a converter, so the loader can validate every kind
+the same way (types, ranges, unknown keys) and report all problems at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+from monitor.config.durations import parse_duration, parse_size
+
+Converter = Callable[[Any], Any]
+Check = Callable[[Any], "str | None"]
+REQUIRED: Any = dataclasses.MISSING
+
+
+def _type_name(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def to_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def to_nonempty_str(value: Any) -> str:
+    text = to_str(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def to_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {_type_name(value)}")
+    return value
+
+
+def to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {_type_name(value)}")
+    return float(value)
+
+
+def to_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def to_duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+def to_optional_duration(value: Any) -> float | None:
+    return parse_duration(value)
+
+
+def to_size(value: Any) -> int:
+    return parse_size(value)
+
+
+def to_str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected an array of strings, got {_type_name(value)}")
+    return tuple(value)
+
+
+def to_str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table such as {{ Name = \"value\" }}, got {_type_name(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise ValueError(f"{key}: expected a string, got {_type_name(item)}")
+    return dict(value)
+
+
+def to_regex(value: Any) -> re.Pattern[str]:
+    text = to_str(value)
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+
+
+def one_of(*choices: str) -> Converter:
+    def convert(value: Any) -> str:
+        text = to_str(value)
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(repr(c) for c in choices)}, got {text!r}")
+        return text
+    return convert
+
+
+def in_range(low: float | None = None, high: float | None = None) -> Check:
+    def check(value: Any) -> str | None:
+        if low is not None and value < low:
+            return f"must be at least {low:g}, got {value:g}"
+        if high is not None and value > high:
+            return f"must be at most {high:g}, got {value:g}"
+        return None
+    return check
+
+
+def option(default: Any = REQUIRED, *, convert: Converter, check: Check | None = None,
+           doc: str = "") -> Any:
+    """A dataclass field carrying its converter and check."""
+    metadata = {"convert": convert, "check": check, "doc": doc}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def option_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def build_options(cls: type, raw: dict[str, Any],
+                  report: Callable[[str, str], None]) -> Any | None:
+    """Convert `raw` into `cls`; call report(key, problem) for each problem.
+
+    Unknown keys are the loader's business (it knows the common keys too).
+    Returns None when any field was bad.
+    """
+    values: dict[str, Any] = {}
+    failed = False
+    for spec in dataclasses.fields(cls):
+        if spec.name not in raw:
+            required = (spec.default is dataclasses.MISSING
+                        and spec.default_factory is dataclasses.MISSING)
+            if required:
+                report(spec.name, "required for this kind but missing")
+                failed = True
+            continue
+        try:
+            value = spec.metadata["convert"](raw[spec.name])
+        except ValueError as exc:
+            report(spec.name, str(exc))
+            failed = True
+            continue
+        check = spec.metadata.get("check")
+        problem = check(value) if check and value is not None else None
+        if problem:
+            report(spec.name, problem)
+            failed = True
+            continue
+        values[spec.name] = value
+    if failed:
+        return None
+    return cls(**values)

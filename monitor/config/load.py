@@ -1,0 +1,220 @@
+"""Load and validate a config file, reporting every problem at once as
+`FILE:LINE: key: problem`."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.config.durations import format_duration
+from monitor.config.fields import build_options, option_names
+from monitor.config.lines import Path as KeyPath
+from monitor.config.lines import key_lines, line_of
+from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
+from monitor.probes import registry
+
+_ENV = re.compile(r"\$(\$)?\{([^}]*)\}")
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+TOP_LEVEL = ("settings", "demo", "targets")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems; str() is one problem per line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), 0, "", "config file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([Problem(str(path), 0, "", f"cannot read: {reason}")]) from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: str | Path | None = None,
+                 environ: dict[str, str] | None = None) -> Config:
+    return _Loader(text, path, os.environ if environ is None else environ).load()
+
+
+class _Loader:
+    def __init__(self, text: str, path: str | Path | None, environ: Any) -> None:
+        self.text = text
+        self.path = Path(path) if path is not None else None
+        self.file = str(path) if path is not None else "<config>"
+        self.environ = environ
+        self.problems: list[Problem] = []
+        self.lines: dict[KeyPath, int] = {}
+
+    def report(self, path: KeyPath, key: str, message: str) -> None:
+        self.problems.append(Problem(self.file, line_of(self.lines, path), key, message))
+
+    def load(self) -> Config:
+        try:
+            data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:
+            message = str(exc)
+            match = _TOML_POS.search(message)
+            line = int(match.group(1)) if match else 0
+            message = _TOML_POS.sub("", message).strip()
+            if match:
+                message += f" (column {match.group(2)})"
+            raise ConfigError([Problem(self.file, line, "", f"TOML syntax error: {message}")]) from None
+        self.lines = key_lines(self.text)
+        data = self.substitute(data, ())
+
+        for key in data:
+            if key not in TOP_LEVEL:
+                self.report((key,), key, "unknown section" + did_you_mean(key, TOP_LEVEL))
+        settings = self.table(data, "settings", Settings) or Settings()
+        demo = self.table(data, "demo", DemoSettings) or DemoSettings()
+        if settings.timeout > settings.interval:
+            self.report(("settings", "timeout"), "settings.timeout",
+                        f"timeout {format_duration(settings.timeout)} is longer than "
+                        f"interval {format_duration(settings.interval)}")
+        targets = self.targets(data.get("targets", []), settings)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets))
+
+    def substitute(self, value: Any, path: KeyPath) -> Any:
+        """Replace ${VAR} in every string; $${VAR} is a literal ${VAR}."""
+        if isinstance(value, str) and "${" in value:
+            def replace(match: re.Match[str]) -> str:
+                if match.group(1):
+                    return "${" + match.group(2) + "}"
+                name = match.group(2)
+                if name not in self.environ:
+                    self.report(path, _dotted(path), f"environment variable {name} is not set")
+                    return ""
+                return self.environ[name]
+            return _ENV.sub(replace, value)
+        if isinstance(value, dict):
+            return {k: self.substitute(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v, path + (i,) if _is_table_list(value) else path)
+                    for i, v in enumerate(value)]
+        return value
+
+    def table(self, data: dict[str, Any], name: str, cls: type) -> Any:
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            self.report((name,), name, "expected a table ([" + name + "])")
+            return None
+        known = option_names(cls)
+        for key in raw:
+            if key not in known:
+                self.report((name, key), f"{name}.{key}", "unknown key" + did_you_mean(key, known))
+        return build_options(cls, {k: v for k, v in raw.items() if k in known},
+                             lambda key, msg: self.report((name, key), f"{name}.{key}", msg))
+
+    def targets(self, raw_targets: Any, settings: Settings) -> list[Target]:
+        if not isinstance(raw_targets, list) or not all(isinstance(t, dict) for t in raw_targets):
+            self.report(("targets",), "targets", "expected [[targets]] tables")
+            return []
+        targets: list[Target] = []
+        seen: dict[str, int] = {}
+        for index, raw in enumerate(raw_targets):
+            target = self.target(index, raw, settings)
+            if target is None:
+                continue
+            if target.name in seen:
+                self.report(("targets", index, "name"), f"targets[{target.name}].name",
+                            f"duplicate name: already used by the target on line {seen[target.name]}")
+                continue
+            seen[target.name] = target.line
+            targets.append(target)
+        return targets
+
+    def target(self, index: int, raw: dict[str, Any], settings: Settings) -> Target | None:
+        name = raw.get("name")
+        label = f"targets[{name}]" if isinstance(name, str) and name.strip() else f"targets[#{index + 1}]"
+        before = len(self.problems)
+
+        def report(key: str, message: str) -> None:
+            self.report(("targets", index, key), f"{label}.{key}", message)
+
+        kind = raw.get("kind")
+        probe = None
+        if isinstance(kind, str) and kind in registry.kinds():
+            probe = registry.probe_class(kind)
+        elif kind is not None:
+            hint = did_you_mean(str(kind), registry.kinds()) or f" (one of {', '.join(registry.kinds())})"
+            report("kind", f"unknown kind {kind!r}" + hint)
+        common_keys = option_names(TargetCommon)
+        kind_keys = option_names(probe.Options) if probe else []
+        for key in raw:
+            if key not in common_keys and key not in kind_keys:
+                hint = did_you_mean(key, common_keys + kind_keys)
+                if not hint and probe is None:
+                    continue  # without a kind we cannot tell what belongs
+                scope = f"for kind '{kind}'" if probe else ""
+                report(key, f"unknown key {scope}".rstrip() + hint)
+        common = build_options(TargetCommon, {k: raw[k] for k in common_keys if k in raw}, report)
+        options = None
+        if probe is not None:
+            options = build_options(probe.Options, {k: raw[k] for k in kind_keys if k in raw}, report)
+            if options is not None:
+                for key, message in probe.check_options(options):
+                    report(key, message)
+        if common is None or options is None or len(self.problems) > before:
+            return None
+        interval = common.interval if common.interval is not None else settings.interval
+        timeout = common.timeout if common.timeout is not None else settings.timeout
+        if timeout > interval:
+            which = "timeout" if common.timeout is not None else "interval"
+            report(which, f"timeout {format_duration(timeout)} is longer than interval "
+                          f"{format_duration(interval)}")
+            return None
+        fields = {f.name: getattr(common, f.name) for f in dataclasses.fields(TargetCommon)}
+        fields.update(
+            interval=interval, timeout=timeout,
+            failure_threshold=_pick(common.failure_threshold, settings.failure_threshold),
+            success_threshold=_pick(common.success_threshold, settings.success_threshold),
+        )
+        return Target(options=options, line=line_of(self.lines, ("targets", index)),
+                      raw=raw, **fields)
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _is_table_list(value: list[Any]) -> bool:
+    return bool(value) and all(isinstance(v, dict) for v in value)
