@@ -104,7 +104,8 @@ class ProbeContext:
     engine shutdown releases everything that registered a closer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, user_agent: str = "monitor/0.1 (+uptime check)") -> None:
+        self.user_agent = user_agent
         self._resources: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
