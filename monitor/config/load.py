@@ -103,7 +103,7 @@ class _Loader:
                         f"interval {format_duration(settings.interval)}")
         targets = self.targets(data.get("targets", []), settings)
         if self.problems:
-            raise ConfigError(self.problems)
+            raise ConfigError(sorted(self.problems, key=lambda p: p.line))
         return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets))
 
     def substitute(self, value: Any, path: KeyPath) -> Any:

@@ -1,0 +1,84 @@
+"""What is known about each target: state, last result, statistics, events.
+
+The engine keeps one `TargetView` per target; a UI in another process keeps a
+mirror fed by the same stream of results and transitions (`Board`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from monitor.config.model import Target
+from monitor.engine.result import ProbeResult
+from monitor.engine.state import State, Transition
+from monitor.engine.stats import RollingStats, Summary
+
+EVENTS_KEPT = 200
+
+
+class TargetView:
+    __slots__ = ("target", "state", "since", "stats", "last", "last_failure", "events")
+
+    def __init__(self, target: Target, history: int, now: float) -> None:
+        self.target = target
+        self.state = State.PAUSED if target.paused else State.PENDING
+        self.since = now
+        self.stats = RollingStats(history)
+        self.stats.set_state(self.state, now)
+        self.last: ProbeResult | None = None
+        self.last_failure: ProbeResult | None = None
+        self.events: deque[Transition] = deque(maxlen=EVENTS_KEPT)
+
+    def apply_result(self, result: ProbeResult) -> None:
+        self.stats.add(result)
+        self.last = result
+        if not result.ok:
+            self.last_failure = result
+
+    def apply_transition(self, transition: Transition) -> None:
+        self.state = transition.to_state
+        self.since = transition.monotonic
+        self.stats.set_state(transition.to_state, transition.monotonic)
+        self.events.append(transition)
+
+    def summary(self, now: float) -> Summary:
+        return self.stats.summary(now)
+
+
+class Board:
+    """A mirror of the engine's views, fed by results and transitions."""
+
+    def __init__(self, targets: Iterable[Target], history: int, now: float) -> None:
+        self.history = history
+        self.views: dict[str, TargetView] = {t.name: TargetView(t, history, now) for t in targets}
+        self.events: deque[Transition] = deque(maxlen=EVENTS_KEPT * 5)
+
+    def apply_result(self, result: ProbeResult) -> TargetView | None:
+        view = self.views.get(result.name)
+        if view is not None:
+            view.apply_result(result)
+        return view
+
+    def apply_transition(self, transition: Transition) -> TargetView | None:
+        self.events.append(transition)
+        view = self.views.get(transition.name)
+        if view is not None:
+            view.apply_transition(transition)
+        return view
+
+    def replace_targets(self, targets: Iterable[Target], now: float) -> None:
+        views: dict[str, TargetView] = {}
+        for target in targets:
+            view = self.views.get(target.name)
+            if view is None:
+                view = TargetView(target, self.history, now)
+            view.target = target
+            views[target.name] = view
+        self.views = views
+
+    def counts(self) -> dict[State, int]:
+        counts = {state: 0 for state in State}
+        for view in self.views.values():
+            counts[view.state] += 1
+        return counts

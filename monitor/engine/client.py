@@ -1,0 +1,180 @@
+"""How a UI drives the engine: one small API, two implementations.
+
+`InProcessEngine` runs the engine in the caller's event loop (tests, `check`).
+`ProcessEngine` runs it in a child process (`monitor engine-worker`) and talks
+JSON lines over its stdin/stdout, so rendering in the UI's loop can never
+delay a measurement (a thread would not help: the GIL is shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from monitor.config.model import Config
+from monitor.engine.result import ProbeResult
+from monitor.engine.scheduler import Engine
+from monitor.engine.state import Transition
+from monitor.engine.wire import result_from_wire, transition_from_wire
+
+
+@dataclass(slots=True)
+class EngineStats:
+    probes_total: int = 0
+    skips: int = 0
+    lag_ms: float = 0.0
+    probes_per_s: float = 0.0
+
+
+class Listener(Protocol):
+    def on_result(self, result: ProbeResult) -> None: ...
+    def on_transition(self, transition: Transition) -> None: ...
+    def on_stats(self, stats: EngineStats) -> None: ...
+    def on_error(self, message: str) -> None: ...
+
+
+class EngineClient(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def probe_now(self, name: str) -> None: ...
+    def reload(self, config: Config) -> None: ...
+
+
+class InProcessEngine:
+    def __init__(self, config: Config, listener: Listener, stats_every: float = 1.0) -> None:
+        self.listener = listener
+        self.engine = Engine(config, on_result=listener.on_result,
+                             on_transition=listener.on_transition)
+        self._stats_every = stats_every
+        self._stats_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.engine.start()
+        self._stats_task = asyncio.create_task(self._report_stats())
+
+    async def stop(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+        await self.engine.stop()
+
+    def pause(self, name: str) -> None:
+        self.engine.pause(name)
+
+    def resume(self, name: str) -> None:
+        self.engine.resume(name)
+
+    def probe_now(self, name: str) -> None:
+        self.engine.probe_now(name)
+
+    def reload(self, config: Config) -> None:
+        self.engine.replace_targets(config.targets, config.settings)
+
+    async def _report_stats(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_total, last_at = 0, loop.time()
+        while True:
+            await asyncio.sleep(self._stats_every)
+            now = loop.time()
+            total = self.engine.probes_total
+            rate = (total - last_total) / max(1e-9, now - last_at)
+            last_total, last_at = total, now
+            self.listener.on_stats(EngineStats(total, self.engine.skips(),
+                                               self.engine.lag_ms(), rate))
+
+
+class ProcessEngine:
+    """The engine in a child process; results stream back as JSON lines."""
+
+    def __init__(self, config_path: Path, listener: Listener,
+                 python: str = sys.executable) -> None:
+        self.config_path = config_path
+        self.listener = listener
+        self.python = python
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stderr: deque[str] = deque(maxlen=20)
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "monitor", "engine-worker", "--config", str(self.config_path),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, limit=16 * 1024 * 1024)
+        self._reader = asyncio.create_task(self._read())
+        self._stderr_task = asyncio.create_task(self._read_stderr())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            self._send({"cmd": "stop"})
+            try:
+                await asyncio.wait_for(proc.wait(), 3.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        for task in (self._reader, self._stderr_task):
+            if task is not None:
+                task.cancel()
+
+    def pause(self, name: str) -> None:
+        self._send({"cmd": "pause", "name": name})
+
+    def resume(self, name: str) -> None:
+        self._send({"cmd": "resume", "name": name})
+
+    def probe_now(self, name: str) -> None:
+        self._send({"cmd": "probe_now", "name": name})
+
+    def reload(self, config: Config) -> None:
+        self._send({"cmd": "reload"})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            return
+        try:
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            pass
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        dispatch: dict[str, Callable[[dict[str, Any]], None]] = {
+            "result": lambda d: self.listener.on_result(result_from_wire(d)),
+            "transition": lambda d: self.listener.on_transition(transition_from_wire(d)),
+            "stats": lambda d: self.listener.on_stats(EngineStats(
+                d["probes_total"], d["skips"], d["lag_ms"], d["probes_per_s"])),
+            "error": lambda d: self.listener.on_error(d["message"]),
+        }
+        async for line in self._proc.stdout:
+            try:
+                message = json.loads(line)
+                handler = dispatch.get(message.get("t"))
+            except ValueError:
+                continue
+            if handler is not None:
+                handler(message)
+        code = await self._proc.wait()
+        if not self._stopping:
+            await asyncio.sleep(0.05)   # let stderr drain
+            tail = " | ".join(self._stderr) or "no output"
+            self.listener.on_error(f"engine process exited with status {code}: {tail}")
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        async for line in self._proc.stderr:
+            self._stderr.append(line.decode(errors="replace").rstrip())

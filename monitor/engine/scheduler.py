@@ -1,0 +1,260 @@
+"""The engine: probes every target on its own schedule.
+
+- Interval is start-to-start; first starts are staggered across the interval.
+- A global semaphore caps probes in flight; the latency clock starts only
+  after a slot is acquired (inside `run_probe`).
+- One task per target, so a target never has two probes at once; a start
+  that could not happen on time (or a probe-now while busy) counts as a skip.
+- A failure that is not yet confirmed is rechecked at once (after
+  `recheck_delay`) rather than at the next interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from monitor.config.model import Config, Settings, Target
+from monitor.engine.board import TargetView
+from monitor.engine.result import ProbeResult
+from monitor.engine.runner import make_probe, run_probe
+from monitor.engine.state import State, Tracker, Transition
+from monitor.probes.base import Probe, ProbeContext
+
+log = logging.getLogger(__name__)
+
+ResultCallback = Callable[[ProbeResult], None]
+TransitionCallback = Callable[[Transition], None]
+
+
+class _Runtime:
+    __slots__ = ("target", "probe", "tracker", "view", "task", "wake", "busy", "skips", "offset")
+
+    def __init__(self, target: Target, view: TargetView, tracker: Tracker, offset: float) -> None:
+        self.target = target
+        self.probe: Probe = make_probe(target)
+        self.view = view
+        self.tracker = tracker
+        self.task: asyncio.Task[None] | None = None
+        self.wake = asyncio.Event()
+        self.busy = False
+        self.skips = 0
+        self.offset = offset
+
+
+class Engine:
+    def __init__(self, config: Config, *, on_result: ResultCallback | None = None,
+                 on_transition: TransitionCallback | None = None) -> None:
+        self.settings: Settings = config.settings
+        self._targets = list(config.targets)
+        self._on_result = on_result
+        self._on_transition = on_transition
+        self._runtimes: dict[str, _Runtime] = {}
+        self._ctx = ProbeContext(user_agent=self.settings.user_agent)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._lateness: deque[float] = deque(maxlen=512)
+        self.probes_total = 0
+        self.started_at: float | None = None
+        self._running = False
+
+    # --- public API ---------------------------------------------------------
+
+    @property
+    def views(self) -> dict[str, TargetView]:
+        return {name: rt.view for name, rt in self._runtimes.items()}
+
+    def skips(self, name: str | None = None) -> int:
+        if name is not None:
+            return self._runtimes[name].skips
+        return sum(rt.skips for rt in self._runtimes.values())
+
+    def lag_ms(self) -> float:
+        """How late probes started, worst of the recent ones: the monitor's own lag."""
+        return max(self._lateness, default=0.0) * 1000.0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.started_at = loop.time()
+        self._running = True
+        count = max(1, len(self._targets))
+        for index, target in enumerate(self._targets):
+            self._add(target, offset=target.interval * index / count)
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [rt.task for rt in self._runtimes.values() if rt.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._ctx.close()
+
+    def pause(self, name: str) -> bool:
+        rt = self._runtimes[name]
+        transition = rt.tracker.set_paused(True, datetime.now(UTC), self._now())
+        if transition is None:
+            return False
+        self._publish_transition(rt, transition)
+        return True
+
+    def resume(self, name: str) -> bool:
+        rt = self._runtimes[name]
+        transition = rt.tracker.set_paused(False, datetime.now(UTC), self._now())
+        if transition is None:
+            return False
+        self._publish_transition(rt, transition)
+        rt.wake.set()
+        return True
+
+    def probe_now(self, name: str) -> bool:
+        """Probe at once; False (and a skip counted) if one is in flight or paused."""
+        rt = self._runtimes[name]
+        if rt.busy or rt.tracker.state is State.PAUSED:
+            rt.skips += 1
+            return False
+        rt.wake.set()
+        return True
+
+    def replace_targets(self, targets: Iterable[Target], settings: Settings | None = None) -> None:
+        """Apply a new target set: unchanged targets keep their schedule and
+        history; changed ones restart with their history kept; new ones start
+        at a random point of their interval."""
+        if settings is not None:
+            self.settings = settings
+        new = {t.name: t for t in targets}
+        for name in list(self._runtimes):
+            if name not in new:
+                self._remove(name)
+        for name, target in new.items():
+            rt = self._runtimes.get(name)
+            if rt is not None and rt.target == target:
+                continue
+            view = rt.view if rt is not None else None
+            # a pause made at run time survives an edit that did not touch `paused`
+            keep_paused = (rt is not None and rt.tracker.state is State.PAUSED
+                           and rt.target.paused == target.paused)
+            if rt is not None:
+                self._remove(name)
+            self._add(target, offset=random.uniform(0, target.interval), view=view,
+                      paused=keep_paused)
+        self._targets = list(new.values())
+
+    async def check_once(self, names: Iterable[str] | None = None) -> list[ProbeResult]:
+        """Probe each target once, concurrently within the cap; no thresholds."""
+        wanted = set(names) if names is not None else None
+        targets = [t for t in self._targets if wanted is None or t.name in wanted]
+
+        async def one(target: Target) -> ProbeResult:
+            async with self._slots:
+                return await run_probe(target, self._ctx)
+
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+
+    async def close(self) -> None:
+        await self._ctx.close()
+
+    # --- internals -------------------------------------------------------------
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _add(self, target: Target, offset: float, view: TargetView | None = None,
+             paused: bool = False) -> None:
+        now = self._now()
+        if view is None:
+            view = TargetView(target, self.settings.history, now)
+        view.target = target
+        if target.paused or paused:
+            state = State.PAUSED
+        elif view.last is not None and view.state is not State.PAUSED:
+            state = view.state
+        else:
+            state = State.PENDING
+        if view.state is not state:
+            view.apply_transition(Transition(target.name, view.state, state, "config changed",
+                                             datetime.now(UTC), now, now - view.since))
+        tracker = Tracker(target.name, target.failure_threshold, target.success_threshold,
+                          now, state=state)
+        rt = _Runtime(target, view, tracker, offset)
+        self._runtimes[target.name] = rt
+        if self._running:
+            rt.task = asyncio.create_task(self._run_target(rt, now + offset),
+                                          name=f"probe:{target.name}")
+
+    def _remove(self, name: str) -> None:
+        rt = self._runtimes.pop(name)
+        if rt.task is not None:
+            rt.task.cancel()
+
+    async def _run_target(self, rt: _Runtime, first: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = first
+        while True:
+            woken = await self._wait(rt, due)
+            while rt.tracker.state is State.PAUSED:
+                rt.wake.clear()
+                await rt.wake.wait()
+                woken = True
+            start = loop.time()
+            if not woken:
+                self._lateness.append(max(0.0, start - due))
+            await self._probe(rt, recheck=False)
+            while self.settings.recheck and rt.tracker.confirming_down:
+                await asyncio.sleep(self.settings.recheck_delay)
+                if rt.tracker.state is State.PAUSED:
+                    break
+                await self._probe(rt, recheck=True)
+            interval = rt.target.interval
+            now = loop.time()
+            due = start + interval if woken else due + interval
+            if due <= now:
+                missed = int((now - due) // interval) + 1
+                rt.skips += missed
+                due += missed * interval
+
+    async def _wait(self, rt: _Runtime, due: float) -> bool:
+        """Sleep until `due`; True if woken early by probe-now or resume."""
+        delay = due - self._now()
+        woken = rt.wake.is_set()
+        if delay > 0 and not woken:
+            try:
+                async with asyncio.timeout(delay):
+                    await rt.wake.wait()
+                woken = True
+            except TimeoutError:
+                pass
+        rt.wake.clear()
+        return woken
+
+    async def _probe(self, rt: _Runtime, recheck: bool) -> None:
+        async with self._slots:
+            rt.busy = True
+            try:
+                result = await run_probe(rt.target, self._ctx, rt.probe)
+            finally:
+                rt.busy = False
+        if rt.tracker.state is State.PAUSED:
+            return   # paused while in flight: the user asked us to stop counting
+        result.recheck = recheck
+        self.probes_total += 1
+        rt.view.apply_result(result)
+        transition = rt.tracker.observe(result, self._now())
+        self._emit(self._on_result, result)
+        if transition is not None:
+            self._publish_transition(rt, transition)
+
+    def _publish_transition(self, rt: _Runtime, transition: Transition) -> None:
+        rt.view.apply_transition(transition)
+        self._emit(self._on_transition, transition)
+
+    @staticmethod
+    def _emit(callback: Callable[[object], None] | None, item: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(item)
+        except Exception:   # a consumer's bug must not stop probing
+            log.exception("result consumer failed")

@@ -1,0 +1,112 @@
+"""`monitor engine-worker`: the engine in its own process, for the dashboard.
+
+Reads commands as JSON lines on stdin, writes results, transitions and
+engine stats as JSON lines on stdout. Exits when stdin closes, so a UI that
+dies (or an SSH session that drops) never leaves a probing orphan behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+from monitor.config import Config, ConfigError, load_config
+from monitor.engine.scheduler import Engine
+from monitor.engine.wire import result_to_wire, transition_to_wire
+
+
+async def serve(config: Config, stats_every: float = 1.0) -> int:
+    loop = asyncio.get_running_loop()
+    out = sys.stdout
+
+    def emit(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message, separators=(",", ":"), default=str) + "\n")
+
+    demo = None
+    if config.demo.enabled:
+        from monitor.demo import DemoServer
+        demo = DemoServer(config.demo.host, config.demo.port)
+        try:
+            await demo.start()
+        except OSError as exc:
+            emit({"t": "error", "message": str(exc.strerror or exc)})
+            demo = None
+
+    engine = Engine(config, on_result=lambda r: emit(result_to_wire(r)),
+                    on_transition=lambda t: emit(transition_to_wire(t)))
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    tasks = [asyncio.create_task(_commands(engine, config, emit, stop)),
+             asyncio.create_task(_stats(engine, emit, stats_every)),
+             asyncio.create_task(_flush(out))]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await engine.stop()
+        if demo is not None:
+            await demo.stop()
+        out.flush()
+    return 0
+
+
+async def _flush(out: Any) -> None:
+    """Flush stdout a few times a second: one write per batch, not per result."""
+    while True:
+        await asyncio.sleep(0.05)
+        try:
+            out.flush()
+        except BrokenPipeError:
+            return
+
+
+async def _stats(engine: Engine, emit: Any, every: float) -> None:
+    loop = asyncio.get_running_loop()
+    last_total, last_at = 0, loop.time()
+    while True:
+        await asyncio.sleep(every)
+        now = loop.time()
+        total = engine.probes_total
+        emit({"t": "stats", "probes_total": total, "skips": engine.skips(),
+              "lag_ms": round(engine.lag_ms(), 3),
+              "probes_per_s": round((total - last_total) / max(1e-9, now - last_at), 2)})
+        last_total, last_at = total, now
+
+
+async def _commands(engine: Engine, config: Config, emit: Any, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line:   # the UI is gone
+            stop.set()
+            return
+        try:
+            command = json.loads(line)
+            name = command.get("name")
+            action = command.get("cmd")
+            if action == "stop":
+                stop.set()
+                return
+            if action == "pause":
+                engine.pause(name)
+            elif action == "resume":
+                engine.resume(name)
+            elif action == "probe_now":
+                engine.probe_now(name)
+            elif action == "reload" and config.path is not None:
+                try:
+                    fresh = load_config(config.path)
+                except ConfigError as exc:
+                    emit({"t": "error", "message": f"config not reloaded: {exc}"})
+                    continue
+                engine.replace_targets(fresh.targets, fresh.settings)
+        except (ValueError, KeyError, AttributeError) as exc:
+            emit({"t": "error", "message": f"bad command {line[:80]!r}: {exc}"})

@@ -1,0 +1,80 @@
+"""Plain-text and JSON output for the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from monitor.engine.result import ProbeResult, Status
+from monitor.engine.state import State, Transition
+from monitor.config.durations import format_duration
+
+_COLOURS = {"up": "32", "degraded": "33", "down": "31", "pending": "36", "paused": "90"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, status: str, colour: bool) -> str:
+    code = _COLOURS.get(status)
+    return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
+
+
+def format_latency(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 10:
+        return f"{ms:.2f}ms"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    return f"{ms / 1000:.2f}s"
+
+
+def result_table(results: Iterable[ProbeResult], colour: bool = False, width: int = 120) -> str:
+    rows = [(str(r.status).upper(), r.name, r.kind, format_latency(r.latency_ms), r.target,
+             r.reason or "") for r in results]
+    header = ("STATUS", "NAME", "KIND", "LATENCY", "TARGET", "REASON")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    widths[4] = min(widths[4], 48)
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2]),
+                 row[3].rjust(widths[3]), _cut(row[4], widths[4]).ljust(widths[4]), row[5]]
+        line = "  ".join(cells).rstrip()
+        if row is not header:
+            line = paint(cells[0], row[0].lower(), colour) + line[len(cells[0]):]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def summary_line(results: list[ProbeResult]) -> str:
+    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    return (f"{len(results)} targets: {counts[Status.UP]} up, {counts[Status.DEGRADED]} degraded, "
+            f"{counts[Status.DOWN]} down")
+
+
+def transition_line(t: Transition, colour: bool = False) -> str:
+    was = f" (was {t.from_state} for {format_duration(t.previous_for)})" \
+        if t.previous_for is not None and t.from_state is not State.PENDING else ""
+    reason = f": {t.reason}" if t.reason else ""
+    stamp = t.at.strftime("%Y-%m-%d %H:%M:%S")
+    to = paint(str(t.to_state).upper(), str(t.to_state), colour)
+    return f"{stamp}  {t.name}  {str(t.from_state).upper()} -> {to}{reason}{was}"
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def write(text: str, stream: TextIO = sys.stdout) -> None:
+    stream.write(text + "\n")
+    stream.flush()

@@ -1,0 +1,186 @@
+"""The command line, run as a real subprocess against loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT_KEYS = {"name", "kind", "target", "status", "ok", "latency_ms", "phases_ms", "reason",
+                 "http_status", "cert_days_left", "cert_expires_at", "checked_at"}
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "xdg"), NO_COLOR="1")
+    env.update(extra)
+    return env
+
+
+async def monitor(*args: str, cwd: Path, env: dict[str, str], timeout: float = 20
+                  ) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def web_server():
+    async def ok(_): return web.Response(text="all good")
+    async def broken(_): return web.Response(status=503, text="down")
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    app.router.add_get("/broken", broken)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    await runner.cleanup()
+
+
+def write_config(path: Path, base: str, broken: bool = True) -> Path:
+    text = (f'[settings]\ninterval = "1s"\ntimeout = "900ms"\n\n'
+            f'[[targets]]\nname = "ok"\nkind = "http"\nurl = "{base}/ok"\nexpect_body = "good"\n')
+    if broken:
+        text += f'\n[[targets]]\nname = "broken"\nkind = "http"\nurl = "{base}/broken"\n'
+    path.write_text(text)
+    return path
+
+
+async def test_check_json_follows_the_contract_and_exit_status(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    code, out, err = await monitor("check", "--config", str(config), "--json",
+                                   cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 1, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["name"] for r in rows] == ["ok", "broken"]
+    for row in rows:
+        assert CONTRACT_KEYS <= row.keys()
+    ok, broken = rows
+    assert ok["status"] == "up" and ok["ok"] is True and ok["http_status"] == 200
+    assert set(ok["phases_ms"]) <= {"dns", "connect", "tls", "ttfb", "transfer"}
+    assert ok["checked_at"].endswith("Z")
+    assert broken["status"] == "down" and broken["reason"] == "expected 2xx, got 503 Service Unavailable"
+
+
+async def test_check_table_and_target_filter(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    code, out, _ = await monitor("check", "-c", str(config), "--target", "ok",
+                                 cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 0
+    assert "UP" in out and "ok" in out and "broken" not in out
+    assert "1 targets: 1 up, 0 degraded, 0 down" in out
+
+
+async def test_check_unknown_target_is_a_usage_error(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    code, _, err = await monitor("check", "-c", str(config), "-t", "brokn",
+                                 cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "no target named 'brokn' (did you mean 'broken'?)" in err
+
+
+async def test_validate_reports_every_problem_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[settings]\ninterval = "soon"\n\n[[targets]]\nname = "x"\nkind = "htpp"\n')
+    code, out, err = await monitor("validate", "-c", str(bad), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2
+    assert f"{bad}:2: settings.interval: cannot read" in err
+    assert f"{bad}:6: targets[x].kind: unknown kind 'htpp' (did you mean 'http'?)" in err
+    assert "2 problems" in err and "Traceback" not in err
+
+
+async def test_missing_and_absent_config(tmp_path):
+    code, _, err = await monitor("validate", "-c", "nope.toml", cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "nope.toml: config file not found" in err
+    code, _, err = await monitor("check", cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "no config file found" in err and "monitor init" in err
+
+
+async def test_config_lookup_order(tmp_path, web_server):
+    env_file = write_config(tmp_path / "from-env.toml", web_server, broken=False)
+    local = tmp_path / "monitor.toml"
+    local.write_text("[settings]\n")
+    code, out, _ = await monitor("validate", cwd=tmp_path,
+                                 env=clean_env(tmp_path, MONITOR_CONFIG=str(env_file)))
+    assert code == 0 and "from-env.toml: ok (1 target)" in out
+    code, out, _ = await monitor("validate", cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 0 and "monitor.toml: ok (0 targets)" in out
+    local.unlink()
+    user = tmp_path / "xdg" / "monitor" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text("[settings]\n")
+    code, out, _ = await monitor("validate", cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 0 and str(user) in out
+
+
+async def test_init_writes_a_valid_starter_and_refuses_to_overwrite(tmp_path):
+    target = tmp_path / "new" / "monitor.toml"
+    code, out, _ = await monitor("init", str(target), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 0 and target.is_file()
+    text = target.read_text()
+    assert text.count("#") > 20   # a commented starter
+    code, out, err = await monitor("validate", "-c", str(target), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 0, err
+    target.write_text("# mine\n")
+    code, _, err = await monitor("init", str(target), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "already exists" in err and target.read_text() == "# mine\n"
+
+
+async def test_sample_config_is_valid():
+    code, out, err = await monitor("validate", "-c", str(ROOT / "sample-config.toml"),
+                                   cwd=ROOT, env=clean_env(ROOT))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+async def test_run_headless_json_streams_and_stops_cleanly(tmp_path, web_server, sig):
+    config = write_config(tmp_path / "m.toml", web_server)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "run", "--headless", "--json", "-c", str(config),
+        cwd=tmp_path, env=clean_env(tmp_path), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    seen: list[dict] = []
+    try:
+        async with asyncio.timeout(15):
+            while not any(e["event"] == "transition" and e["name"] == "broken" for e in seen):
+                line = await proc.stdout.readline()
+                assert line, (await proc.stderr.read()).decode()
+                seen.append(json.loads(line))
+    finally:
+        proc.send_signal(sig)
+        code = await asyncio.wait_for(proc.wait(), 10)
+    assert code == 0
+    results = [e for e in seen if e["event"] == "result"]
+    assert results and CONTRACT_KEYS <= results[0].keys()
+    down = next(e for e in seen if e["event"] == "transition" and e["name"] == "broken")
+    assert down["from"] == "pending" and down["to"] == "down" and down["at"].endswith("Z")
+    assert down["reason"] == "expected 2xx, got 503 Service Unavailable"
+
+
+async def test_run_headless_text_logs_transitions(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "run", "--headless", "-c", str(config),
+        cwd=tmp_path, env=clean_env(tmp_path), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            while len(lines) < 2:
+                lines.append((await proc.stdout.readline()).decode())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    joined = "".join(lines)
+    assert "ok  PENDING -> UP" in joined
+    assert "broken  PENDING -> DOWN: expected 2xx, got 503" in joined

@@ -1,0 +1,114 @@
+"""The engine in its own process, as the dashboard runs it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from monitor.config import load_config
+from monitor.engine.client import EngineStats, InProcessEngine, ProcessEngine
+from monitor.engine.result import ProbeResult
+from monitor.engine.state import Transition
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.results: list[ProbeResult] = []
+        self.transitions: list[Transition] = []
+        self.stats: list[EngineStats] = []
+        self.errors: list[str] = []
+
+    def on_result(self, result: ProbeResult) -> None:
+        self.results.append(result)
+
+    def on_transition(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+
+    def on_stats(self, stats: EngineStats) -> None:
+        self.stats.append(stats)
+
+    def on_error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+async def wait_for(predicate, seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def write(path: Path, server, paths: list[str], interval: str = "200ms") -> Path:
+    text = f'[settings]\ninterval = "{interval}"\ntimeout = "150ms"\nfailure_threshold = 1\n'
+    for name in paths:
+        text += f'[[targets]]\nname = "{name}"\nkind = "http"\nurl = "{server.url(name)}"\n'
+    path.write_text(text)
+    return path
+
+
+async def test_process_engine_streams_results_and_obeys_commands(tmp_path, control_server):
+    control_server.behaviour["bad"].status = 500
+    path = write(tmp_path / "m.toml", control_server, ["good", "bad"])
+    got = Listener()
+    engine = ProcessEngine(path, got)
+    await engine.start()
+    try:
+        await wait_for(lambda: {t.name for t in got.transitions} == {"good", "bad"} and got.stats)
+        good = next(r for r in got.results if r.name == "good")
+        assert good.ok and good.latency_ms is not None and good.phases_ms
+        assert {(t.name, str(t.to_state)) for t in got.transitions} == {("good", "up"), ("bad", "down")}
+        assert got.stats[-1].probes_total >= 2
+
+        engine.pause("good")
+        await wait_for(lambda: str(got.transitions[-1].to_state) == "paused")
+        engine.resume("good")
+        await wait_for(lambda: str(got.transitions[-1].to_state) == "up")
+
+        write(path, control_server, ["good", "new"])
+        engine.reload(load_config(path))
+        await wait_for(lambda: any(r.name == "new" for r in got.results))
+        path.write_text("[settings]\ninterval = 'soon'\n")
+        engine._send({"cmd": "reload"})   # the UI would refuse to send a broken config; the worker must cope
+        await wait_for(lambda: got.errors)
+        assert "config not reloaded" in got.errors[0] and "interval" in got.errors[0]
+    finally:
+        await engine.stop()
+    assert engine._proc is not None and engine._proc.returncode == 0
+
+
+async def test_worker_exits_when_the_ui_goes_away(tmp_path, control_server):
+    path = write(tmp_path / "m.toml", control_server, ["good"], interval="1s")
+    got = Listener()
+    engine = ProcessEngine(path, got)
+    await engine.start()
+    await wait_for(lambda: got.results)
+    proc = engine._proc
+    assert proc is not None and proc.stdin is not None
+    proc.stdin.close()   # what a dead UI (or a dropped SSH session) looks like
+    assert await asyncio.wait_for(proc.wait(), 5) == 0
+    await engine.stop()
+
+
+async def test_engine_process_death_is_reported(tmp_path, control_server):
+    path = write(tmp_path / "m.toml", control_server, ["good"], interval="1s")
+    got = Listener()
+    engine = ProcessEngine(path, got)
+    await engine.start()
+    await wait_for(lambda: got.results)
+    engine._proc.kill()
+    await wait_for(lambda: got.errors)
+    assert "engine process exited with status -9" in got.errors[0]
+    await engine.stop()
+
+
+async def test_in_process_engine_has_the_same_api(tmp_path, control_server):
+    path = write(tmp_path / "m.toml", control_server, ["good"])
+    got = Listener()
+    engine = InProcessEngine(load_config(path), got, stats_every=0.1)
+    await engine.start()
+    try:
+        await wait_for(lambda: got.results and got.stats)
+        engine.probe_now("good")
+        engine.pause("good")
+        await wait_for(lambda: str(got.transitions[-1].to_state) == "paused")
+    finally:
+        await engine.stop()
