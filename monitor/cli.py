@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
 
+    kinds = sub.add_parser("kinds", help="list probe kinds and their config keys")
+    kinds.add_argument("kind", nargs="?", help="only this kind")
+
     demo = sub.add_parser("demo", help="serve the loopback demo targets")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8917)
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "init":
             return cmd_init(Path(args.path))
+        if command == "kinds":
+            return cmd_kinds(args.kind)
         if command == "demo":
             return run_async(cmd_demo(args.host, args.port))
         config = load(config_arg)
@@ -189,6 +194,28 @@ async def cmd_run(config: Config, as_json: bool) -> int:
         return EXIT_OK
 
     return await _with_demo(config, body)
+
+
+def cmd_kinds(only: str | None) -> int:
+    from monitor.config.fields import describe_options
+    from monitor.config.load import did_you_mean
+    from monitor.config.model import DemoSettings, Settings, TargetCommon
+    from monitor.probes.registry import kinds, probe_class
+
+    if only is not None and only not in kinds():
+        print(f"monitor: unknown kind {only!r}{did_you_mean(only, kinds())}; "
+              f"kinds: {', '.join(kinds())}", file=sys.stderr)
+        return EXIT_CONFIG
+    sections = [("[settings]", Settings), ("[demo]", DemoSettings),
+                ("[[targets]] (every kind)", TargetCommon)] if only is None else []
+    sections += [(f"kind = \"{k}\"", probe_class(k).Options) for k in kinds()
+                 if only is None or k == only]
+    for title, cls in sections:
+        print(title)
+        for name, default, doc in describe_options(cls):
+            print(f"  {name:20} {default:14} {doc}".rstrip())
+        print()
+    return EXIT_OK
 
 
 def cmd_init(path: Path) -> int:

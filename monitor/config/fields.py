@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from monitor.config.durations import parse_duration, parse_size
+from monitor.config.durations import format_duration, parse_duration, parse_size
 
 Converter = Callable[[Any], Any]
 Check = Callable[[Any], "str | None"]
@@ -155,3 +155,37 @@ def build_options(cls: type, raw: dict[str, Any],
     if failed:
         return None
     return cls(**values)
+
+
+def describe_options(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, doc) per field, for `monitor kinds`."""
+    rows = []
+    for spec in dataclasses.fields(cls):
+        convert = spec.metadata.get("convert")
+        if spec.default is not dataclasses.MISSING and spec.default is not None \
+                and convert in (to_duration, to_optional_duration):
+            default = format_duration(spec.default)
+        elif spec.default is not dataclasses.MISSING and convert is to_size:
+            default = f"{spec.default // 1024}KiB" if spec.default % 1024 == 0 else str(spec.default)
+        elif spec.default is not dataclasses.MISSING:
+            default = _show_default(spec.default)
+        elif spec.default_factory is not dataclasses.MISSING:
+            default = _show_default(spec.default_factory())
+        else:
+            default = "required"
+        rows.append((spec.name, default, spec.metadata.get("doc", "")))
+    return rows
+
+
+def _show_default(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value in ({}, (), []):
+        return "-"
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):   # status ranges
+        return " ".join(f"{lo}-{hi}" for lo, hi in value)
+    return str(value)

@@ -14,43 +14,60 @@ _positive = in_range(0.001)
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    interval: float = option(30.0, convert=to_duration, check=_positive)
-    timeout: float = option(5.0, convert=to_duration, check=_positive)
+    interval: float = option(30.0, convert=to_duration, check=_positive,
+                             doc="how often each target is probed, start to start")
+    timeout: float = option(5.0, convert=to_duration, check=_positive,
+                            doc="hard limit per probe")
     # consecutive failures before DOWN / successes before UP again (flap control)
-    failure_threshold: int = option(2, convert=to_int, check=in_range(1))
-    success_threshold: int = option(1, convert=to_int, check=in_range(1))
+    failure_threshold: int = option(2, convert=to_int, check=in_range(1),
+                                    doc="consecutive failures before DOWN")
+    success_threshold: int = option(1, convert=to_int, check=in_range(1),
+                                    doc="consecutive successes before UP again")
     # probe again at once before declaring DOWN, so one lost packet is not an outage
-    recheck: bool = option(True, convert=to_bool)
-    recheck_delay: float = option(0.5, convert=to_duration)
-    concurrency: int = option(256, convert=to_int, check=in_range(1, 100_000))
-    history: int = option(1000, convert=to_int, check=in_range(10, 1_000_000))
-    user_agent: str = option("monitor/0.1 (+uptime check)", convert=to_nonempty_str)
+    recheck: bool = option(True, convert=to_bool,
+                           doc="confirm a failure at once, not an interval later")
+    recheck_delay: float = option(0.5, convert=to_duration,
+                                  doc="pause before that recheck")
+    concurrency: int = option(256, convert=to_int, check=in_range(1, 100_000),
+                              doc="probes in flight at once, all targets")
+    history: int = option(1000, convert=to_int, check=in_range(10, 1_000_000),
+                          doc="samples kept per target for statistics")
+    user_agent: str = option("monitor/0.1 (+uptime check)", convert=to_nonempty_str,
+                             doc="User-Agent of HTTP probes")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DemoSettings:
     """The built-in loopback demo server, so the sample works offline."""
 
-    enabled: bool = option(False, convert=to_bool)
-    host: str = option("127.0.0.1", convert=to_nonempty_str)
-    port: int = option(8917, convert=to_int, check=in_range(0, 65535))
+    enabled: bool = option(False, convert=to_bool,
+                           doc="serve the loopback demo targets")
+    host: str = option("127.0.0.1", convert=to_nonempty_str,
+                       doc="demo server address")
+    port: int = option(8917, convert=to_int, check=in_range(0, 65535),
+                       doc="demo server port")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TargetCommon:
     """Keys every target accepts; None means "inherit from [settings]"."""
 
-    name: str = option(convert=to_nonempty_str)
-    kind: str = option(convert=to_nonempty_str)
-    interval: float | None = option(None, convert=to_duration, check=_positive)
-    timeout: float | None = option(None, convert=to_duration, check=_positive)
-    failure_threshold: int | None = option(None, convert=to_int, check=in_range(1))
-    success_threshold: int | None = option(None, convert=to_int, check=in_range(1))
-    max_latency: float | None = option(None, convert=to_duration, check=_positive)
-    group: str = option("", convert=to_str)
-    tags: tuple[str, ...] = option((), convert=to_str_list)
-    paused: bool = option(False, convert=to_bool)
-    description: str = option("", convert=to_str)
+    name: str = option(convert=to_nonempty_str, doc="unique name")
+    kind: str = option(convert=to_nonempty_str, doc="probe kind: http, tcp, dns, icmp, tls")
+    interval: float | None = option(None, convert=to_duration, check=_positive,
+                                    doc="probe every (start to start); default [settings]")
+    timeout: float | None = option(None, convert=to_duration, check=_positive,
+                                   doc="hard limit per probe; default [settings]")
+    failure_threshold: int | None = option(None, convert=to_int, check=in_range(1),
+                                           doc="consecutive failures before DOWN")
+    success_threshold: int | None = option(None, convert=to_int, check=in_range(1),
+                                           doc="consecutive successes before UP again")
+    max_latency: float | None = option(None, convert=to_duration, check=_positive,
+                                       doc="slower than this = DEGRADED")
+    group: str = option("", convert=to_str, doc="group shown in the dashboard")
+    tags: tuple[str, ...] = option((), convert=to_str_list, doc="free-form labels to filter by")
+    paused: bool = option(False, convert=to_bool, doc="start paused (not probed)")
+    description: str = option("", convert=to_str, doc="a note for humans")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,13 @@ import errno
 import socket
 import ssl
 
+# verify_code -> hint; codes are OpenSSL's X509_V_ERR_* values.
+VERIFY_HINTS = {
+    18: " (set ca_file to trust it, or verify_tls = false)",   # self-signed leaf
+    19: " (set ca_file to trust that root, or verify_tls = false)",   # self-signed root in chain
+    20: " (issuer not trusted: set ca_file for a private CA)",   # unable to get local issuer
+}
+
 _ERRNO = {
     errno.ECONNREFUSED: "connection refused",
     errno.ECONNRESET: "connection reset by peer",
@@ -27,13 +34,18 @@ def describe_error(exc: BaseException) -> str:
             return "DNS lookup failed: name not found"
         return f"DNS lookup failed: {exc.strerror or exc}"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {exc.verify_message or exc.reason}"
+        message = str(exc.verify_message or exc.reason or exc).strip().rstrip(".")
+        message = message[:1].lower() + message[1:]
+        return f"certificate verify failed: {message}{VERIFY_HINTS.get(exc.verify_code, '')}"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}".replace("_", " ").lower()
+        reason = str(exc.reason or exc.strerror or exc).replace("_", " ").lower()
+        return f"TLS error: {reason}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):
-        return "connection reset by peer"
+        # asyncio raises one without errno for a clean EOF (e.g. mid-handshake);
+        # a real RST carries ECONNRESET.
+        return "connection reset by peer" if exc.errno else "connection closed by peer"
     if isinstance(exc, OSError):
         if exc.errno in _ERRNO:
             return _ERRNO[exc.errno]

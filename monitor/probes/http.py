@@ -111,25 +111,44 @@ def to_method(value: Any) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class HttpOptions:
-    url: str = option(convert=to_url)
-    method: str = option("GET", convert=to_method)
-    headers: dict[str, str] = option({}, convert=to_str_map)
-    body: str | None = option(None, convert=to_str)
-    username: str | None = option(None, convert=to_str)
-    password: str | None = option(None, convert=to_str)
-    expect_status: tuple[StatusRange, ...] = option(((200, 299),), convert=to_status_ranges)
-    expect_body: str | None = option(None, convert=to_str)
-    expect_body_regex: re.Pattern[str] | None = option(None, convert=to_regex)
-    expect_json: dict[str, Any] | None = option(None, convert=to_json_expectations)
-    expect_headers: dict[str, re.Pattern[str]] = option({}, convert=to_header_expectations)
-    follow_redirects: bool = option(True, convert=to_bool)
-    max_redirects: int = option(10, convert=to_int, check=in_range(0, 50))
-    verify_tls: bool = option(True, convert=to_bool)
-    ca_file: str | None = option(None, convert=to_nonempty_str)
-    cert_min_days: float = option(14.0, convert=to_float, check=in_range(0))
-    body_limit: int = option(64 * 1024, convert=to_size, check=in_range(0, 64 * 1024 * 1024))
-    keepalive: bool = option(False, convert=to_bool)
-    ip_family: str = option("any", convert=one_of("any", "ipv4", "ipv6"))
+    url: str = option(convert=to_url,
+                      doc="http:// or https:// URL")
+    method: str = option("GET", convert=to_method,
+                         doc="request method")
+    headers: dict[str, str] = option({}, convert=to_str_map,
+                                     doc='request headers, e.g. { Authorization = "Bearer ${TOKEN}" }')
+    body: str | None = option(None, convert=to_str,
+                              doc="request body (not with GET or HEAD)")
+    username: str | None = option(None, convert=to_str,
+                                  doc="basic auth user (with password)")
+    password: str | None = option(None, convert=to_str,
+                                  doc="basic auth password; use ${ENV_VAR}")
+    expect_status: tuple[StatusRange, ...] = option(((200, 299),), convert=to_status_ranges,
+                                                    doc='accepted statuses: 200, "2xx", "200-299" or an array of them')
+    expect_body: str | None = option(None, convert=to_str,
+                                     doc="body must contain this text")
+    expect_body_regex: re.Pattern[str] | None = option(None, convert=to_regex,
+                                                       doc="body must match this regular expression")
+    expect_json: dict[str, Any] | None = option(None, convert=to_json_expectations,
+                                                doc='JSON paths and the values they must equal, e.g. { "checks.db" = "UP" }')
+    expect_headers: dict[str, re.Pattern[str]] = option({}, convert=to_header_expectations,
+                                                        doc="response headers and the regular expressions they must match")
+    follow_redirects: bool = option(True, convert=to_bool,
+                                    doc="follow 3xx redirects (each hop is reported)")
+    max_redirects: int = option(10, convert=to_int, check=in_range(0, 50),
+                                doc="more hops than this is DOWN")
+    verify_tls: bool = option(True, convert=to_bool,
+                              doc="verify the certificate chain and host name")
+    ca_file: str | None = option(None, convert=to_nonempty_str,
+                                 doc="PEM file of extra trusted CAs (a private CA)")
+    cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
+                                  doc="fewer days left on any certificate in the chain = DEGRADED (0: off)")
+    body_limit: int = option(64 * 1024, convert=to_size, check=in_range(0, 64 * 1024 * 1024),
+                             doc="read at most this much of the body")
+    keepalive: bool = option(False, convert=to_bool,
+                             doc="reuse connections (connect and tls are then not timed every probe)")
+    ip_family: str = option("any", convert=one_of("any", "ipv4", "ipv6"),
+                            doc="address family: any, ipv4 or ipv6")
 
 
 # --- timing plumbing -------------------------------------------------------------

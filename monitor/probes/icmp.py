@@ -1,0 +1,700 @@
+"""ICMP echo probe: `count` pings per check, SmokePing-style loss and jitter.
+
+Accuracy first. Each RTT is the kernel's receive timestamp (SO_TIMESTAMPNS,
+read from recvmsg ancillary data) minus a send time taken right before
+sendto, so time the reply spends waiting for the event loop is not counted
+(icmplib's loop-stamped RTTs read 8-20 ms for a 0.06 ms loopback RTT).
+
+Sockets: an unprivileged ICMP datagram socket when net.ipv4.ping_group_range
+allows it (the kernel owns the echo identifier and filters replies), else a
+raw socket (root or CAP_NET_RAW) with a random identifier, a kernel type
+filter and a BPF identifier filter so that concurrent probes don't wake each
+other for every echo reply on the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import ipaddress
+import os
+import random
+import re
+import socket
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, ClassVar
+
+from monitor.config.durations import format_duration
+from monitor.config.fields import (
+    in_range, one_of, option, to_duration, to_float, to_int, to_nonempty_str)
+from monitor.probes.base import Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
+from monitor.probes.errors import describe_error
+
+# Linux values the socket module does not export (x86, arm and most others).
+_LINUX = sys.platform.startswith("linux")
+SO_TIMESTAMP = 29
+SO_TIMESTAMPNS = 35
+SO_ATTACH_FILTER = 26
+SOL_RAW = 255
+ICMP_FILTER = 1
+ICMP6_FILTER = 1
+IP_RECVERR = 11
+IPV6_RECVERR = 25
+MSG_ERRQUEUE = 0x2000
+
+ICMP_ECHO_REPLY, ICMP_ECHO = 0, 8
+ICMP6_ECHO, ICMP6_ECHO_REPLY = 128, 129
+MAX_ROUND = 60.0            # longest round of pings (spacing x count + wait) we accept
+_PAYLOAD_MAX = 65507         # 65535 - 20 (IPv4 header) - 8 (ICMP header)
+
+# Human text for ICMP errors: {type: (summary, {code: text})}.
+_ERRORS4: dict[int, tuple[str, dict[int, str]]] = {
+    3: ("destination unreachable", {
+        0: "network unreachable", 1: "host unreachable", 2: "protocol unreachable",
+        3: "port unreachable", 4: "fragmentation needed", 5: "source route failed",
+        6: "destination network unknown", 7: "destination host unknown",
+        9: "network administratively prohibited", 10: "host administratively prohibited",
+        13: "communication administratively prohibited"}),
+    11: ("TTL exceeded in transit", {1: "fragment reassembly time exceeded"}),
+    12: ("parameter problem", {}),
+}
+_ERRORS6: dict[int, tuple[str, dict[int, str]]] = {
+    1: ("destination unreachable", {
+        0: "no route to destination", 1: "communication administratively prohibited",
+        2: "beyond scope of source address", 3: "address unreachable",
+        4: "port unreachable", 5: "source address failed policy", 6: "reject route"}),
+    2: ("packet too big", {}),
+    3: ("hop limit exceeded in transit", {1: "fragment reassembly time exceeded"}),
+    4: ("parameter problem", {}),
+}
+
+# Identifiers of raw-socket probes running in this process: never two at once.
+_IDENTS_IN_USE: set[int] = set()
+
+
+# ---------------------------------------------------------------- options
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def to_host(value: Any) -> str:
+    """An IP literal (brackets allowed) or a host name; no URL, no port."""
+    text = to_nonempty_str(value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if "://" in text or "/" in text:
+        raise ValueError(f"expected a host name or IP address, not a URL or path: {text!r}")
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if ":" in text:
+        raise ValueError(f"{text!r} is not an IP address or host name (ICMP has no port)")
+    name = text[:-1] if text.endswith(".") else text
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"{text!r} is not a valid host name or IP address")
+    return text
+
+
+def _duration_in(low: float, high: float) -> Callable[[float], str | None]:
+    def check(value: float) -> str | None:
+        if not low <= value <= high:
+            return (f"must be between {format_duration(low)} and {format_duration(high)}, "
+                    f"got {format_duration(value)}")
+        return None
+    return check
+
+
+@dataclass(frozen=True, kw_only=True)
+class IcmpOptions:
+    host: str = option(convert=to_host, doc="IP address or host name to ping")
+    count: int = option(3, convert=to_int, check=in_range(1, 100),
+                        doc="echo requests per check")
+    spacing: float = option(0.2, convert=to_duration, check=_duration_in(0.001, 10.0),
+                            doc="time between echo requests (sent without waiting for replies)")
+    wait: float = option(1.0, convert=to_duration, check=_duration_in(0.001, 30.0),
+                         doc="how long each echo waits for its reply before it counts as lost")
+    payload_size: int = option(56, convert=to_int, check=in_range(0, _PAYLOAD_MAX),
+                               doc="bytes of data after the ICMP header (ping's -s)")
+    family: str = option("any", convert=one_of("any", "ipv4", "ipv6"),
+                         doc="address family when host is a name; 'any' takes the resolver's first")
+    max_loss_pct: float = option(0.0, convert=to_float, check=in_range(0, 100),
+                                 doc="packet loss above this percentage marks the target "
+                                     "DEGRADED (100% loss is always DOWN)")
+
+
+def round_seconds(options: IcmpOptions) -> float:
+    """How long a round of pings takes at most: sends plus the last echo's wait."""
+    return (options.count - 1) * options.spacing + options.wait
+
+
+# ---------------------------------------------------------------- statistics
+
+def ping_stats(rtts_ms: Sequence[float | None]) -> dict[str, Any]:
+    """Loss and latency figures from RTTs in send order (None = lost).
+
+    jitter_ms is the mean absolute difference of consecutive received RTTs in
+    send order (a lost echo is skipped): the packet delay variation of RFC 3393.
+    """
+    sent = len(rtts_ms)
+    got = [r for r in rtts_ms if r is not None]
+    stats: dict[str, Any] = {
+        "sent": sent, "received": len(got),
+        "loss_pct": round(100.0 * (sent - len(got)) / sent, 1) if sent else 0.0,
+        "rtts_ms": [round(r, 3) for r in got],
+        "min_ms": None, "avg_ms": None, "max_ms": None, "median_ms": None, "jitter_ms": None,
+    }
+    if got:
+        stats.update(min_ms=round(min(got), 3), max_ms=round(max(got), 3),
+                     avg_ms=round(statistics.fmean(got), 3),
+                     median_ms=round(statistics.median(got), 3))
+    if len(got) >= 2:
+        stats["jitter_ms"] = round(statistics.fmean(abs(b - a) for a, b in pairwise(got)), 3)
+    return stats
+
+
+def loss_verdict(stats: dict[str, Any], max_loss_pct: float) -> str | None:
+    """The DEGRADED reason when loss is above the allowed percentage (exact, not
+    the rounded loss_pct: 1 of 3 lost is above a limit of 33.3)."""
+    lost, sent = stats["sent"] - stats["received"], stats["sent"]
+    if not lost or 100.0 * lost / sent <= max_loss_pct:
+        return None
+    return f"{100.0 * lost / sent:.0f}% packet loss ({lost} of {sent} lost)"
+
+
+# ---------------------------------------------------------------- packets
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071); 0 when run over a packet that has a valid one."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def echo_request(v6: bool, ident: int, seq: int, payload: bytes) -> bytes:
+    kind = ICMP6_ECHO if v6 else ICMP_ECHO
+    packet = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + payload
+    if v6:
+        return packet  # the kernel fills the ICMPv6 checksum (it covers a pseudo-header)
+    return packet[:2] + struct.pack("!H", checksum(packet)) + packet[4:]
+
+
+@dataclass(slots=True)
+class Reply:
+    """One parsed packet about one of our echoes: a reply or an ICMP error."""
+
+    seq: int
+    error: str | None = None
+
+
+def error_text(v6: bool, kind: int, code: int) -> str | None:
+    entry = (_ERRORS6 if v6 else _ERRORS4).get(kind)
+    if entry is None:
+        return None
+    summary, codes = entry
+    return codes.get(code, summary if not code else f"{summary} (code {code})")
+
+
+def parse_packet(data: bytes, *, v6: bool, raw: bool, ident: int | None,
+                 cookie: bytes) -> Reply | None:
+    """Parse what recvmsg returned; None when it is not about our echoes.
+
+    IPv4 raw sockets return the IP header (stripped by IHL) and we verify the
+    ICMP checksum ourselves; the kernel verifies ICMPv6 (its checksum needs
+    the pseudo-header) and datagram-socket replies. `ident` None: the kernel
+    already matched the identifier (datagram sockets rewrite it to the port).
+    """
+    if raw and not v6:
+        if len(data) < 20 or data[0] >> 4 != 4:
+            return None
+        data = data[(data[0] & 0x0F) * 4:]
+        if len(data) < 8 or checksum(data) != 0:
+            return None
+    if len(data) < 8:
+        return None
+    kind, code, _, pid, seq = struct.unpack_from("!BBHHH", data)
+    if kind == (ICMP6_ECHO_REPLY if v6 else ICMP_ECHO_REPLY):
+        if (ident is not None and pid != ident) or not data[8:].startswith(cookie):
+            return None
+        return Reply(seq)
+    reason = error_text(v6, kind, code)
+    inner = _inner_echo(data[8:], v6)
+    if reason is None or inner is None:
+        return None
+    pid, seq = inner
+    if ident is not None and pid != ident:
+        return None
+    return Reply(seq, reason)
+
+
+def _inner_echo(quoted: bytes, v6: bool) -> tuple[int, int] | None:
+    """(identifier, sequence) of our echo request quoted in an ICMP error."""
+    if v6:
+        if len(quoted) < 48 or quoted[6] != socket.IPPROTO_ICMPV6:
+            return None
+        echo = quoted[40:]
+    else:
+        if len(quoted) < 28 or quoted[9] != socket.IPPROTO_ICMP:
+            return None
+        echo = quoted[(quoted[0] & 0x0F) * 4:]
+    if len(echo) < 8 or echo[0] != (ICMP6_ECHO if v6 else ICMP_ECHO):
+        return None
+    _, _, _, pid, seq = struct.unpack_from("!BBHHH", echo)
+    return pid, seq
+
+
+def kernel_time_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """CLOCK_REALTIME receive time from SCM_TIMESTAMPNS/SCM_TIMESTAMP, if any."""
+    for level, kind, data in ancdata:
+        if level != socket.SOL_SOCKET:
+            continue
+        if kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack_from("@ll", data)
+            return sec * 1_000_000_000 + nsec
+        if kind == SO_TIMESTAMP and len(data) >= 16:
+            sec, usec = struct.unpack_from("@ll", data)
+            return sec * 1_000_000_000 + usec * 1000
+    return None
+
+
+# ---------------------------------------------------------------- sockets
+
+def ping_group_range() -> str | None:
+    try:
+        with open("/proc/sys/net/ipv4/ping_group_range", "rb") as fh:
+            return " ".join(fh.read().decode().split())
+    except OSError:
+        return None
+
+
+def not_permitted_reason() -> str:
+    """Why neither socket kind opened, and the two ways to fix it."""
+    python = os.path.realpath(sys.executable)  # setcap needs the real file, not a venv link
+    fix = (f"fix: sudo sysctl -w net.ipv4.ping_group_range='0 2147483647' "
+           f"or sudo setcap cap_net_raw+ep {python}")
+    groups = ping_group_range()
+    if groups is None:
+        return f"ICMP not permitted: raw sockets need root or CAP_NET_RAW; {fix}"
+    try:
+        low, high = (int(n) for n in groups.split())
+    except ValueError:
+        low, high = 1, 0
+    if low > high:
+        why = f"unprivileged ping is disabled (net.ipv4.ping_group_range = '{groups}')"
+    elif any(low <= gid <= high for gid in {os.getegid(), *os.getgroups()}):
+        why = "the kernel refused unprivileged ping although ping_group_range allows your group"
+    else:
+        why = (f"unprivileged ping is not allowed for your group (gid {os.getegid()}; "
+               f"net.ipv4.ping_group_range = '{groups}')")
+    return f"ICMP not permitted: {why} and raw sockets need root or CAP_NET_RAW; {fix}"
+
+
+_REFUSED = (errno.EACCES, errno.EPERM)
+_UNSUPPORTED = (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EINVAL)
+
+
+def open_socket(family: int) -> tuple[socket.socket, bool]:
+    """A non-blocking ICMP socket and whether it is raw: datagram first, raw second."""
+    proto = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
+    refused = False
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            if exc.errno in _REFUSED or exc.errno in _UNSUPPORTED:
+                refused = refused or exc.errno in _REFUSED
+                continue
+            if exc.errno == errno.EAFNOSUPPORT:
+                label = "IPv6" if family == socket.AF_INET6 else "IPv4"
+                raise ProbeFailure(f"{label} is not available on this machine") from None
+            raise ProbeFailure(f"cannot open an ICMP socket: {describe_error(exc)}") from None
+        sock.setblocking(False)
+        return sock, kind == socket.SOCK_RAW
+    raise ProbeFailure(not_permitted_reason() if refused else
+                       "cannot open an ICMP socket: not supported by this system")
+
+
+def _setup(sock: socket.socket, raw: bool, v6: bool, ident: int) -> str:
+    """Options that make replies cheap and precise; returns the stamp source."""
+    if raw:
+        _kernel_filters(sock, v6, ident)
+    elif _LINUX:  # errors for datagram sockets arrive on the error queue
+        level = socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP
+        _try_setsockopt(sock, level, IPV6_RECVERR if v6 else IP_RECVERR, 1)
+    if _LINUX:
+        for opt in (SO_TIMESTAMPNS, SO_TIMESTAMP):
+            if _try_setsockopt(sock, socket.SOL_SOCKET, opt, 1):
+                return "kernel"
+    return "userspace"
+
+
+def _try_setsockopt(sock: socket.socket, level: int, opt: int, value: int | bytes) -> bool:
+    try:
+        sock.setsockopt(level, opt, value)
+        return True
+    except OSError:
+        return False
+
+
+def _kernel_filters(sock: socket.socket, v6: bool, ident: int) -> None:
+    """Let only echo replies with our identifier and ICMP errors through (best effort:
+    parse_packet checks everything again)."""
+    if not _LINUX:
+        return
+    wanted = (ICMP6_ECHO_REPLY, *_ERRORS6) if v6 else (ICMP_ECHO_REPLY, *_ERRORS4)
+    if v6:  # icmp6_filter: 256 bits, a set bit blocks that type
+        blocked = bytearray(b"\xff" * 32)
+        for kind in wanted:
+            blocked[kind >> 3] &= ~(1 << (kind & 7)) & 0xFF
+        _try_setsockopt(sock, socket.IPPROTO_ICMPV6, ICMP6_FILTER,
+                        _bits_to_words(bytes(blocked)))
+    else:  # ICMP_FILTER: 32-bit mask, a set bit blocks that type
+        mask = 0xFFFFFFFF
+        for kind in wanted:
+            mask &= ~(1 << kind)
+        _try_setsockopt(sock, SOL_RAW, ICMP_FILTER, struct.pack("@I", mask))
+    _attach_bpf(sock, _ident_filter(v6, ident))
+
+
+def _bits_to_words(bits: bytes) -> bytes:
+    """Byte-wise bit set -> the kernel's array of native 32-bit words (bit n of word n/32)."""
+    words = [0] * 8
+    for index, byte in enumerate(bits):
+        words[index // 4] |= byte << (8 * (index % 4))
+    return struct.pack("@8I", *words)
+
+
+def _ident_filter(v6: bool, ident: int) -> list[tuple[int, int, int, int]]:
+    """Classic BPF (as iputils ping): drop echo replies carrying another identifier.
+
+    IPv4 raw packets start with the IP header (skip it by IHL), ICMPv6 ones do not.
+    """
+    reply = ICMP6_ECHO_REPLY if v6 else ICMP_ECHO_REPLY
+    accept, drop = (0x06, 0, 0, 0xFFFFFFFF), (0x06, 0, 0, 0)
+    if v6:
+        load_id, load_type = [(0x28, 0, 0, 4)], (0x30, 0, 0, 0)     # ldh [4] / ldb [0]
+    else:
+        load_id = [(0xB1, 0, 0, 0), (0x48, 0, 0, 4)]                  # ldxb 4*([0]&0xf); ldh [x+4]
+        load_type = (0x50, 0, 0, 0)                                   # ldb [x+0]
+    return [*load_id, (0x15, 0, 1, ident), accept,                    # ours: pass
+            load_type, (0x15, 1, 0, reply), accept, drop]             # other errors pass
+
+
+def _attach_bpf(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    code = ctypes.create_string_buffer(b"".join(struct.pack("@HBBI", *i) for i in program))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(code))
+    _try_setsockopt(sock, socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def read_error_queue(sock: socket.socket, v6: bool, bufsize: int) -> list[Reply] | None:
+    """ICMP errors queued for a datagram socket (IP_RECVERR); None once the queue is empty.
+
+    The data is our echo request as sent (sequence at offset 6); the control
+    message is a sock_extended_err followed by the reporting address.
+    """
+    try:
+        data, ancdata, _, _ = sock.recvmsg(bufsize, 512, MSG_ERRQUEUE)
+    except OSError:
+        return None
+    replies = []
+    for _level, _kind, info in ancdata:
+        if len(info) < 16 or len(data) < 8:
+            continue
+        _errno, origin, kind, code = struct.unpack_from("@IBBB", info)
+        reason = error_text(v6, kind, code) if origin in (2, 3) else None  # ..._ORIGIN_ICMP(6)
+        if reason:
+            source = _offender(info[16:])
+            replies.append(Reply(struct.unpack_from("!H", data, 6)[0],
+                                 f"{reason} (from {source})" if source else reason))
+    return replies
+
+
+def _offender(addr: bytes) -> str | None:
+    if len(addr) >= 8 and struct.unpack_from("@H", addr)[0] == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, addr[4:8])
+    if len(addr) >= 24 and struct.unpack_from("@H", addr)[0] == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, addr[8:24])
+    return None
+
+
+# ---------------------------------------------------------------- one round
+
+@dataclass
+class _Round:
+    """State of one round of echoes on one socket."""
+
+    sock: socket.socket
+    raw: bool
+    v6: bool
+    ident: int
+    first_seq: int
+    cookie: bytes
+    payload: bytes
+    wait: float
+    count: int
+    bufsize: int
+    sent_mono: dict[int, int] = field(default_factory=dict)
+    sent_real: dict[int, int] = field(default_factory=dict)
+    rtts: dict[int, float] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    stamps: dict[str, int] = field(default_factory=lambda: {"kernel": 0, "userspace": 0})
+    done: asyncio.Future[None] | None = None
+
+    def seq(self, index: int) -> int:
+        return (self.first_seq + index) & 0xFFFF
+
+    def send(self, index: int, address: tuple[Any, ...]) -> None:
+        seq = self.seq(index)
+        packet = echo_request(self.v6, self.ident, seq, self.payload)
+        # Both stamps as late as possible: the monotonic one bounds the RTT, and
+        # the realtime one is in the same clock domain as the kernel's receive
+        # stamp (SO_TIMESTAMPNS is CLOCK_REALTIME), the one place we need it.
+        self.sent_mono[seq] = time.perf_counter_ns()
+        self.sent_real[seq] = time.time_ns()
+        try:
+            self.transmit(packet, address)
+        except OSError as exc:
+            self.errors[seq] = describe_error(exc)
+            self.check_done()
+
+    def transmit(self, packet: bytes, address: tuple[Any, ...]) -> None:
+        self.sock.sendto(packet, address)
+
+    def readable(self) -> None:
+        """Drain the socket; called by the event loop."""
+        if not self.raw:
+            self.drain_errors()
+        while True:
+            try:
+                data, ancdata, _, source = self.sock.recvmsg(self.bufsize, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:   # an ICMP error reported once; its details are queued
+                if self.raw:
+                    return
+                self.drain_errors()
+                continue
+            now_mono = time.perf_counter_ns()
+            reply = parse_packet(data, v6=self.v6, raw=self.raw,
+                                 ident=self.ident if self.raw else None, cookie=self.cookie)
+            if reply is not None:
+                if reply.error and source:
+                    reply.error += f" (from {source[0]})"
+                self.record(reply, kernel_time_ns(ancdata), now_mono)
+
+    def drain_errors(self) -> None:
+        """Empty the error queue: a non-empty one keeps the socket readable."""
+        while (replies := read_error_queue(self.sock, self.v6, self.bufsize)) is not None:
+            for reply in replies:
+                self.record(reply, None, time.perf_counter_ns())
+
+    def record(self, reply: Reply, kernel_ns: int | None, now_mono: int) -> None:
+        seq = reply.seq
+        if seq not in self.sent_mono or seq in self.rtts or seq in self.errors:
+            return   # not ours, a duplicate, or already settled
+        if reply.error:
+            self.errors[seq] = reply.error
+        else:
+            rtt_ns, source = self.rtt_ns(seq, kernel_ns, now_mono - self.sent_mono[seq])
+            if rtt_ns <= self.wait * 1e9:   # later than `wait` counts as lost, as in fping
+                self.rtts[seq] = rtt_ns / 1e6
+                self.stamps[source] += 1
+        self.check_done()
+
+    def rtt_ns(self, seq: int, kernel_ns: int | None, upper_ns: int) -> tuple[int, str]:
+        """Kernel-stamped RTT, unless the wall clock stepped (NTP, settimeofday)
+        between send and receive: then the monotonic one, an upper bound that
+        includes the time the reply waited for the event loop."""
+        if kernel_ns is not None:
+            rtt = kernel_ns - self.sent_real[seq]
+            # the kernel stamp precedes our read: allow only clock slew (<0.1%)
+            if 0 < rtt <= upper_ns * 1.001 + 1000:
+                return rtt, "kernel"
+        return upper_ns, "userspace"
+
+    def check_done(self) -> None:
+        if (self.done is not None and not self.done.done()
+                and len(self.rtts) + len(self.errors) >= self.count):
+            self.done.set_result(None)
+
+    def rtts_in_order(self) -> list[float | None]:
+        return [self.rtts.get(self.seq(i)) for i in range(self.count)]
+
+    def stamp_source(self) -> str:
+        kernel, user = self.stamps["kernel"], self.stamps["userspace"]
+        return "mixed" if kernel and user else ("userspace" if user else "kernel")
+
+
+# ---------------------------------------------------------------- the probe
+
+class IcmpProbe(Probe):
+    kind: ClassVar[str] = "icmp"
+    Options: ClassVar[type] = IcmpOptions
+
+    @classmethod
+    def check_options(cls, options: IcmpOptions) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        try:
+            literal = ipaddress.ip_address(options.host.strip("[]"))
+        except ValueError:
+            literal = None
+        wanted = {"ipv4": 4, "ipv6": 6}.get(options.family)
+        if literal is not None and wanted and literal.version != wanted:
+            problems.append(("family", f"host {options.host} is an IPv{literal.version} "
+                                       f"address but family is '{options.family}'"))
+        total = round_seconds(options)
+        if total > MAX_ROUND:
+            problems.append(("count", f"a round takes up to {format_duration(total)} "
+                                      f"((count - 1) x spacing + wait); keep it under "
+                                      f"{format_duration(MAX_ROUND)}"))
+        return problems
+
+    @classmethod
+    def describe(cls, options: IcmpOptions) -> str:
+        return options.host
+
+    async def run(self, timer: PhaseTimer, ctx: ProbeContext) -> Outcome:
+        loop = asyncio.get_running_loop()
+        budget_end = loop.time() + self._budget()
+        family, address = await self._resolve(timer)
+        v6 = family == socket.AF_INET6
+        sock, raw = open_socket(family)
+        ident = _claim_ident() if raw else 0   # datagram sockets: the kernel's port
+        try:
+            echoes = self._round(sock, raw, v6, ident)
+            stamps = _setup(sock, raw, v6, ident)
+            await self._exchange(loop, echoes, address, budget_end)
+        finally:
+            if raw:
+                _IDENTS_IN_USE.discard(ident)
+            sock.close()
+        return self._outcome(echoes, address, raw, stamps)
+
+    def _budget(self) -> float:
+        """Seconds this round may take: its own length, cut to end before the
+        runner's hard timeout so that a lost echo reads as loss, not as a timeout."""
+        opts: IcmpOptions = self.options
+        timeout = self.target.timeout
+        budget = min(round_seconds(opts), timeout - min(0.25, timeout * 0.1))
+        if (opts.count - 1) * opts.spacing >= budget:
+            raise ProbeFailure(
+                f"{opts.count} echoes {format_duration(opts.spacing)} apart do not fit in the "
+                f"timeout of {format_duration(timeout)}: lower count or spacing, or raise timeout")
+        return budget
+
+    async def _resolve(self, timer: PhaseTimer) -> tuple[int, tuple[Any, ...]]:
+        opts: IcmpOptions = self.options
+        host = opts.host.strip("[]")
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(
+                opts.family, socket.AF_UNSPEC)
+            with timer.phase("dns"):
+                infos = await self._lookup(asyncio.get_running_loop(), host, family)
+            infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
+            if not infos:
+                raise ProbeFailure(f"DNS lookup failed: no address for {host}") from None
+            return infos[0][0], infos[0][4]
+        if literal.version == 4:
+            return socket.AF_INET, (str(literal), 0)
+        return socket.AF_INET6, (str(literal), 0, 0, _scope_id(literal))
+
+    async def _lookup(self, loop: asyncio.AbstractEventLoop, host: str,
+                      family: int) -> list[Any]:
+        try:
+            return await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            if family != socket.AF_UNSPEC and exc.errno in (
+                    getattr(socket, "EAI_ADDRFAMILY", -9), getattr(socket, "EAI_NODATA", -5)):
+                label = "IPv6" if family == socket.AF_INET6 else "IPv4"
+                raise ProbeFailure(f"DNS lookup failed: no {label} address for {host}") from None
+            raise ProbeFailure(describe_error(exc)) from None
+
+    def _round(self, sock: socket.socket, raw: bool, v6: bool, ident: int) -> _Round:
+        opts: IcmpOptions = self.options
+        # A random cookie leads the payload, so a reply is matched by identifier,
+        # sequence and content (identifiers are only 16 bits).
+        cookie = random.randbytes(min(8, opts.payload_size))
+        payload = cookie + bytes(i & 0xFF for i in range(opts.payload_size - len(cookie)))
+        return _Round(sock=sock, raw=raw, v6=v6, ident=ident,
+                      first_seq=random.getrandbits(16), cookie=cookie, payload=payload,
+                      wait=opts.wait, count=opts.count,
+                      bufsize=opts.payload_size + 8 + 60 + 1280)
+
+    async def _exchange(self, loop: asyncio.AbstractEventLoop, echoes: _Round,
+                        address: tuple[Any, ...], budget_end: float) -> None:
+        """Send the echoes on a fixed schedule and collect replies until each has
+        arrived or run out of wait (or the budget ends)."""
+        opts: IcmpOptions = self.options
+        echoes.done = loop.create_future()
+        fd = echoes.sock.fileno()
+        loop.add_reader(fd, echoes.readable)
+        try:
+            start = loop.time()
+            for index in range(opts.count):
+                delay = start + index * opts.spacing - loop.time()
+                if delay > 0:   # an absolute schedule: a late wake-up does not add up
+                    await asyncio.sleep(delay)
+                echoes.send(index, address)
+            last_sent = loop.time()
+            remaining = min(last_sent + opts.wait, budget_end) - loop.time()
+            if not echoes.done.done() and remaining > 0:
+                await asyncio.wait([echoes.done], timeout=remaining)
+            echoes.readable()   # replies the loop has not dispatched yet still count
+        finally:
+            loop.remove_reader(fd)
+            if not echoes.done.done():
+                echoes.done.cancel()
+
+    def _outcome(self, echoes: _Round, address: tuple[Any, ...], raw: bool,
+                 stamps: str) -> Outcome:
+        opts: IcmpOptions = self.options
+        details = ping_stats(echoes.rtts_in_order())
+        details.update(address=address[0], socket="raw" if raw else "dgram",
+                       timestamps=echoes.stamp_source() if echoes.rtts else stamps)
+        errors = sorted(set(echoes.errors.values()))
+        if errors:
+            details["errors"] = errors
+        if not details["received"]:
+            reason = f"100% packet loss ({details['sent']} sent)"
+            raise ProbeFailure(f"{'; '.join(errors)}; {reason}" if errors else reason,
+                               details=details)
+        degraded = loss_verdict(details, opts.max_loss_pct)
+        if degraded and errors:
+            degraded += f": {'; '.join(errors)}"
+        # median, as SmokePing draws it: one slow echo in a round does not move it
+        return Outcome(latency_ms=details["median_ms"], degraded=degraded, details=details)
+
+
+def _scope_id(address: ipaddress.IPv6Address) -> int:
+    """The interface index of a zone such as fe80::1%eth0 (0 when none)."""
+    zone = address.scope_id
+    if not zone:
+        return 0
+    if zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        raise ProbeFailure(f"unknown network interface {zone!r} in {address}") from None
+
+
+def _claim_ident() -> int:
+    """A random echo identifier no other raw-socket probe in this process uses."""
+    while True:
+        ident = random.getrandbits(16)
+        if ident not in _IDENTS_IN_USE:
+            _IDENTS_IN_USE.add(ident)
+            return ident

@@ -1,0 +1,83 @@
+"""TLS probe: TCP connect, then the handshake timed on its own, then the
+certificate chain judged for expiry and host name."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.config.fields import in_range, option, to_bool, to_float, to_int
+from monitor.probes import net
+from monitor.probes.base import CertFacts, Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
+from monitor.probes.certs import CertError, cert_facts, cert_problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsOptions:
+    host: str = option(convert=net.to_host, doc="host name or IP address")
+    port: int = option(443, convert=to_int, check=in_range(1, 65535))
+    server_name: str | None = option(None, convert=net.to_host,
+                                     doc="SNI and the name to verify; default: host")
+    verify_tls: bool = option(True, convert=to_bool,
+                          doc="verify chain and host name; false still reports both")
+    cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
+                                  doc="DEGRADED below this many days left; 0 turns it off")
+    ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
+                                 doc="PEM file of CAs to trust instead of the system store")
+    min_version: str | None = option(None, convert=net.to_tls_version,
+                                     doc='"TLSv1.2" or "TLSv1.3"')
+
+
+class TlsProbe(Probe):
+    kind = "tls"
+    Options = TlsOptions
+
+    @classmethod
+    def describe(cls, options: Any) -> str:
+        return net.host_port(options.host, options.port)
+
+    async def run(self, timer: PhaseTimer, ctx: ProbeContext) -> Outcome:
+        o: TlsOptions = self.options
+        context = net.shared_ssl_context(ctx, o.verify_tls, o.ca_file, o.min_version)
+        server_name = o.server_name or o.host
+        sock = await net.open_tcp(o.host, o.port, timer)
+        writer: asyncio.StreamWriter | None = None
+        done = False
+        try:
+            _, writer = await net.tls_streams(sock, context, server_name, timer)
+            outcome = judge_tls(writer, server_name, o.cert_min_days)
+            done = True
+            return outcome
+        finally:
+            (net.close_quietly if done else net.abort_quietly)(writer, sock)
+
+
+def judge_tls(writer: asyncio.StreamWriter, server_name: str, min_days: float) -> Outcome:
+    """Outcome of a completed handshake: certificate facts and their verdict.
+
+    Shared with the tcp probe's `tls = true`.
+    """
+    ssl_obj = writer.get_extra_info("ssl_object")
+    facts = read_facts(ssl_obj, server_name)
+    down, degraded = cert_problem(facts, datetime.now(UTC), min_days)
+    cipher = ssl_obj.cipher()
+    details = {
+        "tls_version": ssl_obj.version(),
+        "cipher": cipher[0] if cipher else None,
+        "issuer": facts.issuer,
+        "subject": facts.subject,
+        "earliest": facts.earliest,
+        "hostname_match": facts.hostname_match,
+        "chain_length": facts.chain_length,
+    }
+    return Outcome(ok=down is None, reason=down, degraded=degraded, cert=facts,
+                   details=details)
+
+
+def read_facts(ssl_obj: Any, server_name: str) -> CertFacts:
+    try:
+        return cert_facts(ssl_obj, server_name)
+    except CertError as exc:
+        raise ProbeFailure(f"cannot read the server certificate: {exc}") from exc
