@@ -139,7 +139,8 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
         known = {t.name for t in config.targets}
         unknown = [n for n in names if n not in known]
         if unknown:
-            from monitor.config.load import Problem, did_you_mean
+            from monitor.config.fields import did_you_mean
+            from monitor.config.load import Problem
             raise ConfigError([Problem(str(config.path), 0, "--target",
                                        f"no target named {n!r}{did_you_mean(n, sorted(known))}")
                                for n in unknown])
@@ -198,7 +199,7 @@ async def cmd_run(config: Config, as_json: bool) -> int:
 
 def cmd_kinds(only: str | None) -> int:
     from monitor.config.fields import describe_options
-    from monitor.config.load import did_you_mean
+    from monitor.config.fields import did_you_mean
     from monitor.config.model import DemoSettings, Settings, TargetCommon
     from monitor.probes.registry import kinds, probe_class
 

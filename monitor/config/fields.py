@@ -5,6 +5,7 @@ the same way (types, ranges, unknown keys) and report all problems at once."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,11 @@ from monitor.config.durations import format_duration, parse_duration, parse_size
 Converter = Callable[[Any], Any]
 Check = Callable[[Any], "str | None"]
 REQUIRED: Any = dataclasses.MISSING
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _type_name(value: Any) -> str:

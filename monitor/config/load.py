@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import tomllib
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config.durations import format_duration
-from monitor.config.fields import build_options, option_names
+from monitor.config.fields import build_options, did_you_mean, option_names
 from monitor.config.lines import Path as KeyPath
 from monitor.config.lines import key_lines, line_of
 from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
@@ -42,11 +41,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(map(str, problems)))
         self.problems = problems
-
-
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def load_config(path: str | Path) -> Config:

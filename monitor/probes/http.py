@@ -9,6 +9,7 @@ response headers (ttfb) and the capped body read (transfer).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import ssl
@@ -275,6 +276,9 @@ class HttpProbe(Probe):
         if (options.username is None) != (options.password is None):
             key = "password" if options.password is None else "username"
             problems.append((key, "username and password go together"))
+        if options.username is not None and any(k.lower() == "authorization"
+                                                for k in options.headers):
+            problems.append(("username", "basic auth and an Authorization header: use one"))
         if options.body is not None and options.method in ("GET", "HEAD"):
             problems.append(("body", f"a {options.method} request cannot carry a body"))
         if options.ca_file is not None:
@@ -299,11 +303,13 @@ class HttpProbe(Probe):
         url = URL(o.url, encoded="%" in o.url)
         method, body = o.method, o.body
         headers = dict(o.headers)
-        auth = aiohttp.BasicAuth(o.username, o.password or "") if o.username is not None else None
+        if o.username is not None:   # aiohttp.BasicAuth and auth= are deprecated in 3.14
+            token = base64.b64encode(f"{o.username}:{o.password or ''}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
         chain: list[str] = []
         seen: set[str] = {str(url)}
         while True:
-            resp = await self._send(session, method, url, headers, body, auth, o, ctx, trace)
+            resp = await self._send(session, method, url, headers, body, o, ctx, trace)
             try:
                 location = resp.headers.get("Location")
                 if not (o.follow_redirects and resp.status in _REDIRECTS and location):
@@ -311,7 +317,14 @@ class HttpProbe(Probe):
                     return self._judge(o, resp, data, truncated, chain, trace)
             finally:
                 resp.release()
-            next_url = url.join(URL(location))
+            try:
+                next_url: URL | None = url.join(URL(location))
+            except ValueError:   # e.g. "http://[::1"
+                next_url = None
+            if next_url is None or next_url.scheme not in ("http", "https") or not next_url.host:
+                raise ProbeFailure(f"redirect to an unusable location {_short(location)!r}",
+                                   http_status=resp.status,
+                                   details={"redirects": [*chain, f"{resp.status} {location}"]})
             chain.append(f"{resp.status} {next_url}")
             if len(chain) > o.max_redirects:
                 raise ProbeFailure(f"too many redirects (more than {o.max_redirects})",
@@ -321,19 +334,21 @@ class HttpProbe(Probe):
                                    http_status=resp.status, details={"redirects": chain})
             seen.add(str(next_url))
             if next_url.origin() != url.origin():
-                auth = None   # never send credentials to another origin
+                # never send credentials (basic auth or a token in `headers`) to another origin
+                headers = {k: v for k, v in headers.items()
+                           if k.lower() not in ("authorization", "cookie")}
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method, body = ("HEAD" if method == "HEAD" else "GET"), None
             url = next_url
 
     async def _send(self, session: aiohttp.ClientSession, method: str, url: URL,
-                    headers: dict[str, str], body: str | None, auth: aiohttp.BasicAuth | None,
-                    o: HttpOptions, ctx: ProbeContext, trace: _Trace) -> aiohttp.ClientResponse:
+                    headers: dict[str, str], body: str | None, o: HttpOptions,
+                    ctx: ProbeContext, trace: _Trace) -> aiohttp.ClientResponse:
         ssl_arg = _ssl_context(ctx, o) if url.scheme == "https" else None
         trace.sent_at = None
         try:
             resp = await session.request(
-                method, url, headers=headers, data=body, auth=auth, allow_redirects=False,
+                method, url, headers=headers, data=body, allow_redirects=False,
                 ssl=ssl_arg if ssl_arg is not None else True)
         except aiohttp.ClientConnectorCertificateError as exc:
             raise ProbeFailure(_cert_reason(exc)) from None
@@ -485,12 +500,17 @@ def _cert_reason(exc: aiohttp.ClientConnectorCertificateError) -> str:
 
 
 def _payload_reason(exc: aiohttp.ClientPayloadError) -> str:
+    # aiohttp chains a ContentLengthError (not an OSError) and names a reset only in the text
     cause = exc.__cause__ or (exc.args[1] if len(exc.args) > 1 else None)
-    if isinstance(cause, BaseException):
+    if isinstance(cause, OSError):
         return describe_error(cause)
     text = str(exc.args[0]) if exc.args else str(exc)
+    counts = re.search(r"received (\d+) of (\d+) bytes", text)
+    got = f" ({counts.group(1)} of {counts.group(2)} bytes)" if counts else ""
+    if "ConnectionResetError" in text:
+        return f"connection reset by peer{got}"
     if "not completed" in text or "ContentLengthError" in text or "Not enough data" in text:
-        return "connection closed before the whole body arrived"
+        return f"connection closed before the whole body arrived{got}"
     return _short(text)
 
 

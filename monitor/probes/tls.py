@@ -4,6 +4,7 @@ certificate chain judged for expiry and host name."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,12 +47,49 @@ class TlsProbe(Probe):
         writer: asyncio.StreamWriter | None = None
         done = False
         try:
-            _, writer = await net.tls_streams(sock, context, server_name, timer)
+            try:
+                _, writer = await net.tls_streams(sock, context, server_name, timer)
+            except ProbeFailure as failure:
+                found = await explain_dates(failure.__cause__, o.host, o.port, server_name, ctx)
+                if found is None:
+                    raise
+                reason, facts = found
+                return Outcome(ok=False, reason=reason, cert=facts)
             outcome = judge_tls(writer, server_name, o.cert_min_days)
             done = True
             return outcome
         finally:
             (net.close_quietly if done else net.abort_quietly)(writer, sock)
+
+
+# OpenSSL's X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED
+_DATE_ERRORS = (9, 10)
+
+
+async def explain_dates(error: BaseException | None, host: str, port: int, server_name: str,
+                        ctx: ProbeContext) -> tuple[str, CertFacts] | None:
+    """After verification failed on dates, look again without verifying so
+    the reason can say "certificate expired 3 days ago" and name which one.
+
+    None when the error was not about dates or the second look failed.
+    """
+    if not (isinstance(error, ssl.SSLCertVerificationError) and error.verify_code in _DATE_ERRORS):
+        return None
+    context = net.shared_ssl_context(ctx, False, None, None)
+    scratch = PhaseTimer()   # the second look is not part of the measured probe
+    sock = None
+    writer = None
+    try:
+        sock = await net.open_tcp(host, port, scratch)
+        _, writer = await net.tls_streams(sock, context, server_name, scratch)
+        facts = cert_facts(writer.get_extra_info("ssl_object"), server_name)
+    except (ProbeFailure, CertError, OSError):
+        return None
+    finally:
+        if sock is not None:
+            net.abort_quietly(writer, sock)
+    down, _ = cert_problem(facts, datetime.now(UTC), 0)
+    return (down, facts) if down else None
 
 
 def judge_tls(writer: asyncio.StreamWriter, server_name: str, min_days: float) -> Outcome:
