@@ -28,6 +28,7 @@ from yarl import URL
 from monitor.config.fields import (
     in_range, one_of, option, to_bool, to_float, to_int, to_nonempty_str, to_regex,
     to_size, to_str, to_str_map)
+from monitor.probes import net
 from monitor.probes.base import Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
 from monitor.probes.errors import describe_error
 
@@ -140,7 +141,7 @@ class HttpOptions:
                                 doc="more hops than this is DOWN")
     verify_tls: bool = option(True, convert=to_bool,
                               doc="verify the certificate chain and host name")
-    ca_file: str | None = option(None, convert=to_nonempty_str,
+    ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
                                  doc="PEM file of extra trusted CAs (a private CA)")
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
                                   doc="fewer days left on any certificate in the chain = DEGRADED (0: off)")
@@ -274,17 +275,14 @@ class HttpProbe(Probe):
     def check_options(cls, options: HttpOptions) -> list[tuple[str, str]]:
         problems = []
         if (options.username is None) != (options.password is None):
-            key = "password" if options.password is None else "username"
-            problems.append((key, "username and password go together"))
+            present, missing = (("username", "password") if options.password is None
+                                else ("password", "username"))
+            problems.append((present, f"{missing} is missing: username and password go together"))
         if options.username is not None and any(k.lower() == "authorization"
                                                 for k in options.headers):
             problems.append(("username", "basic auth and an Authorization header: use one"))
         if options.body is not None and options.method in ("GET", "HEAD"):
             problems.append(("body", f"a {options.method} request cannot carry a body"))
-        if options.ca_file is not None:
-            from pathlib import Path
-            if not Path(options.ca_file).expanduser().is_file():
-                problems.append(("ca_file", f"file not found: {options.ca_file}"))
         return problems
 
     async def run(self, timer: PhaseTimer, ctx: ProbeContext) -> Outcome:
@@ -309,7 +307,14 @@ class HttpProbe(Probe):
         chain: list[str] = []
         seen: set[str] = {str(url)}
         while True:
-            resp = await self._send(session, method, url, headers, body, o, ctx, trace)
+            try:
+                resp = await self._send(session, method, url, headers, body, o, ctx, trace)
+            except ProbeFailure as failure:
+                if chain:
+                    hops = f"{len(chain)} redirect{'s' if len(chain) > 1 else ''}"
+                    failure.reason += f" (after {hops}, at {url})"
+                    failure.details.setdefault("redirects", chain)
+                raise
             try:
                 location = resp.headers.get("Location")
                 if not (o.follow_redirects and resp.status in _REDIRECTS and location):
@@ -351,6 +356,14 @@ class HttpProbe(Probe):
                 method, url, headers=headers, data=body, allow_redirects=False,
                 ssl=ssl_arg if ssl_arg is not None else True)
         except aiohttp.ClientConnectorCertificateError as exc:
+            from monitor.probes.tls import explain_dates
+            server_name = url.raw_host or ""
+            found = await explain_dates(exc.certificate_error, server_name, url.port or 443,
+                                        server_name, ctx)
+            if found is not None:
+                trace.timer.current = None
+                raise ProbeFailure(found[0], details={"cert_subject": found[1].subject,
+                                                      "cert_earliest": found[1].earliest}) from None
             raise ProbeFailure(_cert_reason(exc)) from None
         except aiohttp.ClientConnectorError as exc:
             cause = exc.__cause__ or exc.os_error

@@ -100,7 +100,7 @@ BROKEN = [
     ("[[targets]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nmethod = \"GET\"\nbody = \"x\"\n",
      ["cfg.toml:6: targets[a].body: a GET request cannot carry a body"]),
     ("[[targets]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nusername = \"u\"\n",
-     ["targets[a].password: username and password go together"]),
+     ["cfg.toml:5: targets[a].username: password is missing: username and password go together"]),
     ("targets = 3\n", ["cfg.toml:1: targets: expected [[targets]] tables"]),
     ("[settings\ninterval = 1\n", ["cfg.toml:1: TOML syntax error"]),
     ("[[targets]]\nname = \"a\"\nname = \"b\"\n", ["cfg.toml:3: TOML syntax error"]),
