@@ -139,14 +139,15 @@ class _Loader:
         seen: dict[str, int] = {}
         for index, raw in enumerate(raw_targets):
             target = self.target(index, raw, settings)
-            if target is None:
-                continue
-            if target.name in seen:
-                self.report(("targets", index, "name"), f"targets[{target.name}].name",
-                            f"duplicate name: already used by the target on line {seen[target.name]}")
-                continue
-            seen[target.name] = target.line
-            targets.append(target)
+            name = raw.get("name")
+            if isinstance(name, str):   # duplicates count even when a target is broken
+                if name in seen:
+                    self.report(("targets", index, "name"), f"targets[{name}].name",
+                                f"duplicate name: already used by the target on line {seen[name]}")
+                    continue
+                seen[name] = line_of(self.lines, ("targets", index))
+            if target is not None:
+                targets.append(target)
         return targets
 
     def target(self, index: int, raw: dict[str, Any], settings: Settings) -> Target | None:

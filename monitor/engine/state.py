@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -93,7 +93,8 @@ class Tracker:
             target = State.DEGRADED
         if target is current:
             return None
-        return self._move(target, result.reason, result.checked_at, now)
+        # stamped when confirmed, not when the confirming probe started
+        return self._move(target, result.reason, datetime.now(UTC), now)
 
     def set_paused(self, paused: bool, at: datetime, now: float) -> Transition | None:
         if paused == (self.state is State.PAUSED):

@@ -26,7 +26,7 @@ from aiohttp.client_exceptions import cert_errors, ssl_errors
 from yarl import URL
 
 from monitor.config.fields import (
-    in_range, one_of, option, to_bool, to_float, to_int, to_nonempty_str, to_regex,
+    did_you_mean, in_range, one_of, option, to_bool, to_float, to_int, to_nonempty_str, to_regex,
     to_size, to_str, to_str_map)
 from monitor.probes import net
 from monitor.probes.base import Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
@@ -42,7 +42,8 @@ def to_url(value: Any) -> str:
     text = to_nonempty_str(value).strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+        hint = did_you_mean(parts.scheme, ("http", "https")).replace("'?)", "://'?)")
+        raise ValueError(f"expected an http:// or https:// URL, got {text!r}{hint}")
     if not parts.hostname:
         raise ValueError(f"URL has no host: {text!r}")
     try:
