@@ -15,16 +15,12 @@ from urllib.parse import quote
 import pytest
 import trustme
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from cryptography.x509.oid import NameOID
 
 from monitor.config import ConfigError, parse_config
 from monitor.engine.result import Status
 from monitor.engine.runner import run_probe
 from monitor.probes.base import ProbeContext
+from tests.servers.tls_servers import self_signed_context
 from tests.servers.http_servers import (
     AppServer, app_server, big_then_hang, close_mid_body, close_silently, config_text, drip,
     Reader, Writer, garbage, hang, http_target, never_read, probe, raw_server, read_head,
@@ -684,20 +680,6 @@ def tls_context(cert: trustme.LeafCert) -> ssl.SSLContext:
     return ctx
 
 
-def self_signed(hostname: str = "localhost") -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return tls_context(trustme.LeafCert(
-        key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()),
-        cert.public_bytes(Encoding.PEM), []))
-
-
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
@@ -750,7 +732,7 @@ async def test_https_untrusted_ca_is_down(ca_file):
 
 
 async def test_https_self_signed_is_down():
-    async with https(self_signed("localhost")) as srv:
+    async with https(self_signed_context("localhost")) as srv:
         result = await probe(srv.url("/ok", host="localhost"))
     assert result.status is Status.DOWN
     assert result.reason.startswith("certificate verify failed")

@@ -131,7 +131,8 @@ async def raw_server(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator
 def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
     """A port that was bound but never listens: connecting is refused. It stays
     bound for the block, so no other process can start listening on it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         yield sock.getsockname()[1]
 

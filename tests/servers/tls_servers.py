@@ -12,11 +12,9 @@ import json
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import trustme
 from cryptography import x509
@@ -29,45 +27,11 @@ from monitor.config import Target, parse_config
 from monitor.engine.result import ProbeResult
 from monitor.engine.runner import run_probe
 from monitor.probes.base import ProbeContext
+from tests.servers.http_servers import raw_server as serve, refused_port  # noqa: F401
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 # What a handler may see when the probe hangs up or fails the handshake.
 _PEER_GONE = (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, OSError)
-
-
-@asynccontextmanager
-async def serve(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[int]:
-    """Run `handler` for each connection; yields the port."""
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.add(writer)
-        try:
-            await handler(reader, writer)
-        except _PEER_GONE:
-            pass
-        finally:
-            writers.discard(writer)
-            writer.transport.abort()
-
-    server = await asyncio.start_server(connection, host, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.transport.abort()
-        await server.wait_closed()
-
-
-@contextmanager
-def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
-    """A port that is bound but not listening: connecting is refused, and no
-    other test can take it meanwhile."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        yield sock.getsockname()[1]
 
 
 def ipv6_available() -> bool:
