@@ -190,6 +190,11 @@ class _Loader:
             report(which, f"timeout {format_duration(timeout)} is longer than interval "
                           f"{format_duration(interval)}")
             return None
+        timing = probe.check_timing(options, timeout) if probe else []
+        for key, message in timing:
+            report(key, message)
+        if timing:
+            return None
         fields = {f.name: getattr(common, f.name) for f in dataclasses.fields(TargetCommon)}
         fields.update(
             interval=interval, timeout=timeout,

@@ -147,6 +147,11 @@ class Probe(ABC):
         return []
 
     @classmethod
+    def check_timing(cls, options: Any, timeout: float) -> list[tuple[str, str]]:
+        """Checks that need the target's effective timeout: (key, problem) pairs."""
+        return []
+
+    @classmethod
     def describe(cls, options: Any) -> str:
         """The target as a short string: URL or host[:port]."""
         raise NotImplementedError

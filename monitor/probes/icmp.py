@@ -538,6 +538,17 @@ class _Round:
 
 # ---------------------------------------------------------------- the probe
 
+def _budget_for(opts: IcmpOptions, timeout: float) -> float:
+    return min(round_seconds(opts), timeout - min(0.25, timeout * 0.1))
+
+
+def _fit_problem(opts: IcmpOptions, timeout: float) -> str | None:
+    if (opts.count - 1) * opts.spacing >= _budget_for(opts, timeout):
+        return (f"{opts.count} echoes {format_duration(opts.spacing)} apart do not fit in the "
+                f"timeout of {format_duration(timeout)}: lower count or spacing, or raise timeout")
+    return None
+
+
 class IcmpProbe(Probe):
     kind: ClassVar[str] = "icmp"
     Options: ClassVar[type] = IcmpOptions
@@ -581,17 +592,19 @@ class IcmpProbe(Probe):
             sock.close()
         return self._outcome(echoes, address, raw, stamps)
 
+    @classmethod
+    def check_timing(cls, options: IcmpOptions, timeout: float) -> list[tuple[str, str]]:
+        problem = _fit_problem(options, timeout)
+        return [("count", problem)] if problem else []
+
     def _budget(self) -> float:
         """Seconds this round may take: its own length, cut to end before the
         runner's hard timeout so that a lost echo reads as loss, not as a timeout."""
         opts: IcmpOptions = self.options
-        timeout = self.target.timeout
-        budget = min(round_seconds(opts), timeout - min(0.25, timeout * 0.1))
-        if (opts.count - 1) * opts.spacing >= budget:
-            raise ProbeFailure(
-                f"{opts.count} echoes {format_duration(opts.spacing)} apart do not fit in the "
-                f"timeout of {format_duration(timeout)}: lower count or spacing, or raise timeout")
-        return budget
+        problem = _fit_problem(opts, self.target.timeout)
+        if problem:
+            raise ProbeFailure(problem)
+        return _budget_for(opts, self.target.timeout)
 
     async def _resolve(self, timer: PhaseTimer) -> tuple[int, tuple[Any, ...]]:
         opts: IcmpOptions = self.options

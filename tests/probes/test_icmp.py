@@ -289,6 +289,15 @@ async def test_echoes_that_cannot_fit_the_timeout_are_a_clear_failure() -> None:
                              "lower count or spacing, or raise timeout")
 
 
+def test_echoes_that_cannot_fit_the_timeout_are_a_config_error() -> None:
+    text = ('[[targets]]\nname = "p"\nkind = "icmp"\nhost = "127.0.0.1"\n'
+            'count = 10\nspacing = "500ms"\ntimeout = "2s"\n')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "m.toml")
+    assert str(info.value) == ("m.toml:5: targets[p].count: 10 echoes 500ms apart do not fit in "
+                               "the timeout of 2s: lower count or spacing, or raise timeout")
+
+
 # ------------------------------------------------------------ real echoes on loopback
 
 DETAIL_KEYS = {"rtts_ms", "sent", "received", "loss_pct", "min_ms", "avg_ms", "max_ms",
