@@ -21,11 +21,18 @@ EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor", description="A terminal uptime monitor.",
-        epilog="With no command, opens the dashboard (for now: runs headless).")
+        epilog="With no command, opens the dashboard.")
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
     parser.add_argument("-c", "--config", help="config file (default: $MONITOR_CONFIG, "
                         "./monitor.toml, then ~/.config/monitor/config.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    parser.add_argument("--refresh", type=float, default=0.25, metavar="SECONDS",
+                        help="dashboard redraw interval (default 0.25; raise it on slow links)")
+    dashboard = sub.add_parser("dashboard", help="the full-screen dashboard (the default)")
+    _config_arg(dashboard)
+    dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
+                           dest="sub_refresh", help="redraw interval (default 0.25)")
 
     check = sub.add_parser("check", help="probe every target once and exit 0 if all are up")
     _config_arg(check)
@@ -38,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="probe forever and log state changes")
     _config_arg(run)
-    run.add_argument("--headless", action="store_true", help="no dashboard (default for now)")
+    run.add_argument("--headless", action="store_true", help="no dashboard (required)")
     run.add_argument("--json", action="store_true",
                      help="JSON lines: every result and every transition")
 
@@ -65,7 +72,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config_arg = getattr(args, "sub_config", None) or args.config
-    command = args.command or "run"
+    command = args.command or "dashboard"
     try:
         if command == "init":
             return cmd_init(Path(args.path))
@@ -83,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         if command == "engine-worker":
             from monitor.engine.worker import serve
             return run_async(serve(config))
-        return run_async(cmd_run(config, getattr(args, "json", False)))
+        if command == "run":
+            if not args.headless:
+                print("monitor: `run` probes without a screen: add --headless "
+                      "(or run `monitor` for the dashboard)", file=sys.stderr)
+                return EXIT_CONFIG
+            return run_async(cmd_run(config, args.json))
+        refresh = getattr(args, "sub_refresh", None) or args.refresh
+        return cmd_dashboard(config, refresh)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         count = len(exc.problems)
@@ -195,6 +209,20 @@ async def cmd_run(config: Config, as_json: bool) -> int:
         return EXIT_OK
 
     return await _with_demo(config, body)
+
+
+def cmd_dashboard(config: Config, refresh: float) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("monitor: the dashboard needs a terminal; for logs or pipes use "
+              "`monitor run --headless [--json]`", file=sys.stderr)
+        return EXIT_CONFIG
+    if not 0.05 <= refresh <= 10:
+        print("monitor: --refresh must be between 0.05 and 10 seconds", file=sys.stderr)
+        return EXIT_CONFIG
+    from monitor.ui.app import MonitorApp
+    app = MonitorApp(config, refresh=refresh)
+    code = app.run()
+    return code or EXIT_OK
 
 
 def cmd_kinds(only: str | None) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from monitor.config.durations import format_duration
 from monitor.config.fields import build_options, did_you_mean, option_names
+from monitor.config.keys import BINDINGS
 from monitor.config.lines import Path as KeyPath
 from monitor.config.lines import key_lines, line_of
 from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
@@ -20,7 +21,7 @@ from monitor.probes import registry
 
 _ENV = re.compile(r"\$(\$)?\{([^}]*)\}")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
-TOP_LEVEL = ("settings", "demo", "targets")
+TOP_LEVEL = ("settings", "demo", "keys", "targets")
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,28 @@ class _Loader:
                         f"timeout {format_duration(settings.timeout)} is longer than "
                         f"interval {format_duration(settings.interval)}")
         targets = self.targets(data.get("targets", []), settings)
+        keys = self.keys(data.get("keys", {}))
         if self.problems:
             raise ConfigError(sorted(self.problems, key=lambda p: p.line))
-        return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets))
+        return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets),
+                      keys=keys)
+
+    def keys(self, raw: Any) -> dict[str, str]:
+        if not isinstance(raw, dict):
+            self.report(("keys",), "keys", "expected a table ([keys])")
+            return {}
+        keys: dict[str, str] = {}
+        for action, value in raw.items():
+            if action not in BINDINGS:
+                self.report(("keys", action), f"keys.{action}",
+                            "unknown action" + (did_you_mean(action, list(BINDINGS))
+                                                or f" (one of {', '.join(BINDINGS)})"))
+            elif not isinstance(value, str) or not value.strip():
+                self.report(("keys", action), f"keys.{action}",
+                            "expected keys as a string, e.g. \"ctrl+r\" or \"r,f5\"")
+            else:
+                keys[action] = value.strip()
+        return keys
 
     def substitute(self, value: Any, path: KeyPath) -> Any:
         """Replace ${VAR} in every string; $${VAR} is a literal ${VAR}."""

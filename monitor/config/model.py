@@ -99,6 +99,7 @@ class Config:
     settings: Settings
     demo: DemoSettings
     targets: tuple[Target, ...]
+    keys: dict[str, str] = field(default_factory=dict)   # binding id -> keys
 
     def target(self, name: str) -> Target:
         for target in self.targets:

@@ -15,10 +15,11 @@ from monitor.engine.state import State, Transition
 from monitor.engine.stats import RollingStats, Summary
 
 EVENTS_KEPT = 200
+RECENT_RESULTS = 120   # whole results kept per target, for phase averages and details
 
 
 class TargetView:
-    __slots__ = ("target", "state", "since", "stats", "last", "last_failure", "events")
+    __slots__ = ("target", "state", "since", "stats", "last", "last_failure", "events", "recent")
 
     def __init__(self, target: Target, history: int, now: float) -> None:
         self.target = target
@@ -29,9 +30,11 @@ class TargetView:
         self.last: ProbeResult | None = None
         self.last_failure: ProbeResult | None = None
         self.events: deque[Transition] = deque(maxlen=EVENTS_KEPT)
+        self.recent: deque[ProbeResult] = deque(maxlen=RECENT_RESULTS)
 
     def apply_result(self, result: ProbeResult) -> None:
         self.stats.add(result)
+        self.recent.append(result)
         self.last = result
         if not result.ok:
             self.last_failure = result
@@ -44,6 +47,14 @@ class TargetView:
 
     def summary(self, now: float) -> Summary:
         return self.stats.summary(now)
+
+    def phase_averages(self) -> dict[str, float]:
+        """Mean of each phase over the recent results that ran it."""
+        totals: dict[str, list[float]] = {}
+        for result in self.recent:
+            for phase, ms in result.phases_ms.items():
+                totals.setdefault(phase, []).append(ms)
+        return {phase: sum(v) / len(v) for phase, v in totals.items()}
 
 
 class Board:

@@ -50,7 +50,7 @@ class RollingStats:
     """
 
     __slots__ = ("samples", "checks", "failures", "_state", "_state_since",
-                 "_up_seconds", "_known_seconds")
+                 "_up_seconds", "_known_seconds", "uptime_pct_cached")
 
     def __init__(self, size: int = 1000) -> None:
         self.samples: deque[Sample] = deque(maxlen=size)
@@ -60,6 +60,7 @@ class RollingStats:
         self._state_since: float | None = None
         self._up_seconds = 0.0
         self._known_seconds = 0.0
+        self.uptime_pct_cached: float | None = None   # as of the last uptime_pct() call
 
     def add(self, result: ProbeResult) -> None:
         self.samples.append(Sample(result.started, result.latency_ms, result.status))
@@ -92,9 +93,8 @@ class RollingStats:
                 up, known = up + span, known + span
             elif self._state is State.DOWN:
                 known += span
-        if known <= 0:
-            return None
-        return 100.0 * up / known
+        self.uptime_pct_cached = 100.0 * up / known if known > 0 else None
+        return self.uptime_pct_cached
 
     def summary(self, now: float) -> Summary:
         samples = list(self.samples)

@@ -1,0 +1,374 @@
+"""The dashboard app: a board of targets fed by the engine in another process.
+
+Results arrive as fast as the engine produces them but are only queued; a
+timer applies them a few times a second (`--refresh`), diff-updating just the
+rows on screen, so rendering cost follows what is visible, not probe rate.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, RichLog
+
+from monitor.config.durations import format_duration
+from monitor.config.keys import BINDINGS
+from monitor.config.model import Config
+from monitor.engine.board import Board
+from monitor.engine.client import EngineClient, EngineStats, Listener, ProcessEngine
+from monitor.engine.query import Filter, SortMode, arrange
+from monitor.engine.result import ProbeResult
+from monitor.engine.state import State, Transition
+from monitor.ui import format as fmt
+from monitor.ui import themes
+from monitor.ui.widgets.summary import SummaryBar
+from monitor.ui.widgets.targets import (
+    GROUP_PREFIX, TargetTable, group_cells, layout, row_cells)
+
+EngineFactory = Callable[[Listener], EngineClient]
+RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
+
+
+class Inbox:
+    """The engine's listener: queues everything for the next refresh."""
+
+    def __init__(self) -> None:
+        self.results: deque[ProbeResult] = deque()
+        self.transitions: deque[Transition] = deque()
+        self.errors: deque[str] = deque()
+        self.stats = EngineStats()
+
+    def on_result(self, result: ProbeResult) -> None:
+        self.results.append(result)
+
+    def on_transition(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+
+    def on_stats(self, stats: EngineStats) -> None:
+        self.stats = stats
+
+    def on_error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+class FilterInput(Input):
+    BINDINGS = [Binding("escape", "app.close_filter", "Close filter", show=False)]
+
+
+class MonitorApp(App[int]):
+    TITLE = "monitor"
+    CSS = """
+    #filter { display: none; height: 1; border: none; padding: 0 1; background: $boost; }
+    #filter.shown { display: block; }
+    #events { height: 7; border-top: solid $panel; background: $surface; }
+    #events.hidden { display: none; }
+    """
+    BINDINGS = [Binding(keys, action, description, id=action, show=action != "details")
+                for action, (keys, description) in BINDINGS.items()]
+    BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
+
+    def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
+                 refresh: float = 0.25, clock: Callable[[], float] = time.perf_counter,
+                 theme_dirs: list | None = None, watch_terminal: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.inbox = Inbox()
+        factory = engine_factory or self._process_engine
+        self.engine: EngineClient = factory(self.inbox)
+        self.refresh_every = refresh
+        self.clock = clock
+        self.board = Board(config.targets, config.settings.history, clock())
+        self.filter = Filter()
+        self.sort_mode = SortMode.STATUS
+        self.grouped = False
+        self.palette = fmt.Palette.from_variables({})
+        self._theme_dirs = theme_dirs
+        self._watch_terminal = watch_terminal
+        self._last_sort = float("-inf")
+        self._last_tick = float("-inf")
+        self._uptime: float | None = None
+        self._engine_started = False
+
+    def _process_engine(self, listener: Listener) -> EngineClient:
+        assert self.config.path is not None, "the engine process reads the config file"
+        return ProcessEngine(self.config.path, listener)
+
+    # --- setup ----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield SummaryBar(id="summary")
+        yield FilterInput(placeholder="filter: name, down, tag:x, group:x, kind:http",
+                          id="filter")
+        yield TargetTable(id="targets")
+        yield RichLog(id="events", max_lines=500, wrap=False, markup=False)
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        loaded, problems = themes.load_themes(self._theme_dirs)
+        for theme in loaded:
+            self.register_theme(theme)
+        self.theme_names = [t.name for t in loaded]
+        saved = themes.saved_theme()
+        self.theme = saved if saved in self.theme_names else themes.DEFAULT_THEME
+        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        self._set_palette()
+        if problems:
+            self.notify("\n".join(problems), title="Theme files skipped", severity="warning",
+                        timeout=10)
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        table = self.query_one(TargetTable)
+        table.on_scrolled = self._render_visible
+        table.on_resized = self._on_table_resized
+        self._relayout()
+        self._arrange(force=True)
+        table.focus()
+        self.set_interval(self.refresh_every, self.flush)
+        if self._watch_terminal:
+            self._install_hangup_guards()
+        await self.engine.start()
+        self._engine_started = True
+
+    async def on_unmount(self) -> None:
+        if self._engine_started:
+            self._engine_started = False
+            await self.engine.stop()
+
+    def _install_hangup_guards(self) -> None:
+        """A dropped SSH session must not leave us spinning (Textual #6690)."""
+        try:
+            import asyncio
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+        except (NotImplementedError, RuntimeError):
+            pass
+        self.set_interval(2.0, self._check_terminal)
+
+    def _check_terminal(self) -> None:
+        for stream in (sys.__stdin__, sys.__stdout__):
+            try:
+                if stream is None or not os.isatty(stream.fileno()):
+                    raise OSError("not a terminal")
+                os.tcgetpgrp(stream.fileno())
+            except (OSError, ValueError):
+                self.exit(0)
+                return
+
+    # --- the refresh cycle ------------------------------------------------------
+
+    def flush(self) -> None:
+        """Apply queued results, then redraw what changed on screen."""
+        inbox, board = self.inbox, self.board
+        table = self.query_one(TargetTable)
+        touched: set[str] = set()
+        while inbox.results:
+            result = inbox.results.popleft()
+            if board.apply_result(result) is not None:
+                touched.add(result.name)
+        log = self.query_one("#events", RichLog)
+        moved = bool(inbox.transitions)   # a state change re-sorts and re-filters at once
+        while inbox.transitions:
+            transition = inbox.transitions.popleft()
+            if board.apply_transition(transition) is not None:
+                touched.add(transition.name)
+                log.write(self._event_line(transition))
+        while inbox.errors:
+            message = inbox.errors.popleft()
+            log.write(Text(f"{datetime.now():%H:%M:%S} engine: {message}", style=self.palette.error))
+            self.notify(message, title="Engine", severity="error", timeout=8)
+        table.dirty |= touched
+        now = self.clock()
+        tick = now - self._last_tick >= 1.0   # ages and uptime move once a second
+        with self.batch_update():
+            if tick:
+                self._last_tick = now
+                self._uptime = self._overall_uptime(now)
+            self._arrange(force=moved)
+            self._render_visible(all_visible=tick)
+            self._show_summary()
+            refresh = getattr(self.screen, "refresh_from_board", None)
+            if refresh is not None:
+                refresh(touched)
+
+    def _render_visible(self, all_visible: bool = True) -> None:
+        table = self.query_one(TargetTable)
+        now = self.clock()
+        keys = table.visible_keys()
+        if not all_visible:
+            keys = [k for k in keys if k in table.dirty]
+        table.dirty.difference_update(keys)
+        columns = table.columns_now
+
+        def cells_for(key: str) -> dict[str, Text]:
+            if key.startswith(GROUP_PREFIX):
+                group = key[len(GROUP_PREFIX):]
+                members = [v for v in self.board.views.values() if v.target.group == group]
+                down = sum(1 for v in members if v.state is State.DOWN)
+                return group_cells(group, len(members), down, columns, self.palette)
+            return row_cells(self.board.views[key], columns, now, self.palette)
+
+        table.render_rows(keys, cells_for)
+
+    def _arrange(self, force: bool) -> None:
+        """Recompute which rows show and in what order (at most once a second
+        unless forced, so rows do not jump while being read)."""
+        now = self.clock()
+        if not force and (self.sort_mode is SortMode.NAME or now - self._last_sort < RESORT_EVERY):
+            return
+        self._last_sort = now
+        sections = arrange(self.board.views.values(), self.filter, self.sort_mode, self.grouped)
+        order: list[str] = []
+        for group, views in sections:
+            if group is not None:
+                order.append(GROUP_PREFIX + group)
+            order += [v.target.name for v in views]
+        table = self.query_one(TargetTable)
+        table.show(order)
+
+    def _relayout(self, width: int | None = None) -> None:
+        table = self.query_one(TargetTable)
+        table.set_columns(layout(width or table.size.width or self.size.width, self.grouped))
+
+    def _on_table_resized(self, width: int) -> None:
+        self._relayout(width)
+        self._render_visible()
+
+    def _overall_uptime(self, now: float) -> float | None:
+        values = [u for v in self.board.views.values()
+                  if (u := v.stats.uptime_pct(now)) is not None]
+        return sum(values) / len(values) if values else None
+
+    def _show_summary(self) -> None:
+        extra = []
+        if self.filter.text:
+            extra.append(f"filter “{self.filter.text}”")
+        if self.sort_mode is not SortMode.STATUS:
+            extra.append(f"sort {self.sort_mode.value}")
+        self.query_one(SummaryBar).show(self.board.counts(), self._uptime, self.inbox.stats,
+                                        self.palette, self.size.width, extra)
+
+    def _event_line(self, t: Transition) -> Text:
+        line = Text(f"{t.at.astimezone():%H:%M:%S} ")
+        line.append(f"{fmt.GLYPHS[t.to_state]} {t.name} ", style=self.palette.states[t.to_state])
+        line.append(f"{t.from_state.value} → {t.to_state.value}")
+        if t.previous_for is not None and t.from_state not in (State.PENDING,):
+            line.append(f" after {format_duration(round(t.previous_for))}", style=self.palette.muted)
+        if t.reason:
+            line.append(f"  {t.reason}")
+        return line
+
+    # --- themes ---------------------------------------------------------------
+
+    def _set_palette(self) -> None:
+        self.palette = fmt.Palette.from_variables(self.theme_variables)
+
+    def _on_theme_changed(self, _theme: object) -> None:
+        self._set_palette()
+        themes.save_theme(self.theme)
+        table = self.query_one(TargetTable)
+        table.dirty |= set(table.order)
+        self._show_summary()
+        self._render_visible()
+
+    # --- actions ----------------------------------------------------------------
+
+    def selected_name(self) -> str | None:
+        key = self.query_one(TargetTable).cursor_key()
+        return None if key is None or key.startswith(GROUP_PREFIX) else key
+
+    def action_details(self) -> None:
+        name = self.selected_name()
+        if name is not None:
+            from monitor.ui.screens.detail import DetailScreen
+            self.push_screen(DetailScreen(name))
+
+    @on(DataTable.RowSelected, "#targets")
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    def action_probe_now(self, name: str | None = None) -> None:
+        name = name or self.selected_name()
+        if name is not None:
+            self.engine.probe_now(name)
+            self.notify(f"probing {name}", timeout=1.5)
+
+    def action_pause(self, name: str | None = None) -> None:
+        name = name or self.selected_name()
+        if name is None:
+            return
+        view = self.board.views[name]
+        if view.state is State.PAUSED:
+            self.engine.resume(name)
+        else:
+            self.engine.pause(name)
+
+    def action_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.add_class("shown")
+        box.focus()
+
+    def action_close_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.remove_class("shown")
+        self.query_one(TargetTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter = Filter(event.value)
+        self._arrange(force=True)
+        self._render_visible()
+        self._show_summary()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.action_close_filter()
+
+    def action_sort(self) -> None:
+        self.sort_mode = self.sort_mode.next()
+        self._arrange(force=True)
+        self._render_visible()
+        self._show_summary()
+        self.notify(f"sorted by {self.sort_mode.value}", timeout=1.5)
+
+    def action_group(self) -> None:
+        self.grouped = not self.grouped
+        self._relayout()
+        self._arrange(force=True)
+        self._render_visible()
+
+    def action_theme(self) -> None:
+        names = self.theme_names
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=1.5)
+
+    def action_toggle_events(self) -> None:
+        self.query_one("#events").toggle_class("hidden")
+
+    def action_help(self) -> None:
+        from monitor.ui.screens.help import HelpScreen
+        self.push_screen(HelpScreen())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Main-screen actions are hidden (and off) on the detail and help screens."""
+        if action in ("filter", "sort", "group", "details", "toggle_events") \
+                and self.screen is not self.screen_stack[0]:
+            return False
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for action, (_keys, description) in BINDINGS.items():
+            yield SystemCommand(description, f"{description} ({action})",
+                                getattr(self, f"action_{action}"))
+

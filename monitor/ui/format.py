@@ -1,0 +1,105 @@
+"""Turning board data into short strings and styled text for cells."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.color import Color, ColorParseError
+
+from monitor.engine.result import Status
+from monitor.engine.state import State
+from monitor.engine.stats import Sample
+
+GLYPHS = {State.UP: "●", State.DEGRADED: "▲", State.DOWN: "✖", State.PENDING: "…",
+          State.PAUSED: "‖"}
+LABELS = {State.UP: "UP", State.DEGRADED: "DEGR", State.DOWN: "DOWN", State.PENDING: "PEND",
+          State.PAUSED: "PAUS"}
+BARS = "▁▂▃▄▅▆▇█"
+FAILED_MARK = "×"
+_STATE_VARIABLE = {State.UP: "success", State.DEGRADED: "warning", State.DOWN: "error",
+                   State.PENDING: "secondary", State.PAUSED: "foreground"}
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Rich styles resolved from the current theme's variables (never literals)."""
+
+    states: Mapping[State, Style]
+    error: Style
+    warning: Style
+    muted: Style
+    accent: Style
+
+    @classmethod
+    def from_variables(cls, variables: Mapping[str, str]) -> Palette:
+        def style(name: str, **extra: bool) -> Style:
+            try:
+                return Style(color=Color.parse(variables[name]).rich_color, **extra)
+            except (KeyError, ColorParseError):
+                return Style(**extra)
+        states = {state: style(var, bold=state is State.DOWN)
+                  for state, var in _STATE_VARIABLE.items()}
+        states = {**states, State.PAUSED: Style(dim=True)}
+        return cls(states=states, error=style("error"), warning=style("warning"),
+                   muted=Style(dim=True), accent=style("accent"))
+
+
+def status_cell(state: State, palette: Palette) -> Text:
+    return Text(f"{GLYPHS[state]} {LABELS[state]}", style=palette.states[state])
+
+
+def latency(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms < 1:
+        return f"{ms:.2f}ms"
+    if ms < 100:
+        return f"{ms:.1f}ms"
+    if ms < 10_000:
+        return f"{ms:.0f}ms"
+    return f"{ms / 1000:.1f}s"
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if value >= 100:
+        return "100%"
+    return f"{value:.{digits}f}%"
+
+
+def age(seconds: float | None) -> str:
+    """Time since, in at most four characters: 3s, 12m, 5h, 2d."""
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def sparkline(samples: Iterable[Sample], width: int, palette: Palette) -> Text:
+    """The last `width` samples as bars scaled 0..max; failures are a visible
+    mark in the error colour, never a silent zero."""
+    recent = list(samples)[-width:]
+    values = [s.latency_ms for s in recent
+              if s.latency_ms is not None and s.status is not Status.DOWN]
+    top = max(values, default=0.0) or 1.0
+    text = Text(" " * (width - len(recent)))
+    for sample in recent:
+        if sample.status is Status.DOWN or sample.latency_ms is None:
+            text.append(FAILED_MARK, style=palette.error)
+            continue
+        level = min(len(BARS) - 1, int(sample.latency_ms / top * (len(BARS) - 1) + 0.5))
+        style = palette.warning if sample.status is Status.DEGRADED else None
+        text.append(BARS[level], style=style)
+    return text
+
+
+def shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"

@@ -1,0 +1,179 @@
+"""Enter on a row: one target in depth."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from monitor.config.durations import format_duration
+from monitor.engine.board import TargetView
+from monitor.probes.base import PHASES
+from monitor.ui import format as fmt
+from monitor.ui.widgets.chart import LatencyChart
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,backspace,q", "app.pop_screen", "Back", id="back"),
+        Binding("r", "probe_now", "Probe now", id="detail_probe_now"),
+        Binding("p", "pause", "Pause/resume", id="detail_pause"),
+    ]
+    DEFAULT_CSS = """
+    DetailScreen { layout: vertical; }
+    #title { height: 1; background: $panel; padding: 0 1; }
+    #chart { height: 10; margin: 1 1 0 1; }
+    DetailScreen Horizontal { height: auto; }
+    .box { width: 1fr; height: auto; border: round $panel; border-title-color: $primary;
+           padding: 0 1; margin: 0 1; }
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.target_name = name
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield LatencyChart(id="chart")
+        with VerticalScroll():
+            with Horizontal(id="columns"):
+                yield Static(id="stats", classes="box")
+                yield Static(id="phases", classes="box")
+            with Horizontal(id="columns2"):
+                yield Static(id="cert", classes="box")
+                yield Static(id="events", classes="box")
+            yield Static(id="config", classes="box")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for box, title in (("#stats", "Statistics"), ("#phases", "Phases"),
+                           ("#cert", "Certificate / details"), ("#events", "Recent events"),
+                           ("#config", "Config")):
+            self.query_one(box).border_title = title
+        self.refresh_from_board({self.target_name})
+        self.query_one("#config", Static).update(self._config_text())
+
+    @property
+    def view(self) -> TargetView | None:
+        return self.app.board.views.get(self.target_name)  # type: ignore[attr-defined]
+
+    def refresh_from_board(self, touched: set[str]) -> None:
+        view = self.view
+        if view is None:
+            self.app.pop_screen()
+            return
+        palette: fmt.Palette = self.app.palette  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
+        shown = view.last.target if view.last else ""
+        since = format_duration(round(max(0.0, now - view.since)))
+        title = Text.assemble(fmt.status_cell(view.state, palette), "  ",
+                              (view.target.name, "bold"), "  ",
+                              (f"{view.target.kind} {shown}  {view.state.value} for {since}",
+                               palette.muted))
+        self.query_one("#title", Static).update(title)
+        if self.target_name not in touched and self.is_mounted and getattr(self, "_drawn", False):
+            return
+        self._drawn = True
+        self.query_one(LatencyChart).show(list(view.stats.samples), palette)
+        self.query_one("#stats", Static).update(self._stats(view, now))
+        self.query_one("#phases", Static).update(self._phases(view))
+        self.query_one("#cert", Static).update(self._cert(view, palette))
+        self.query_one("#events", Static).update(self._events(view, palette))
+
+    def _stats(self, view: TargetView, now: float) -> Table:
+        s = view.stats.summary(now)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column(justify="right")
+        rows = [("last", fmt.latency(s.last_ms)), ("min", fmt.latency(s.min_ms)),
+                ("avg", fmt.latency(s.avg_ms)), ("p50", fmt.latency(s.p50_ms)),
+                ("p95", fmt.latency(s.p95_ms)), ("max", fmt.latency(s.max_ms)),
+                ("jitter", fmt.latency(s.jitter_ms)), ("loss", fmt.percent(s.loss_pct)),
+                ("uptime", fmt.percent(s.uptime_pct, 2)),
+                ("checks", f"{s.checks} ({s.failures} failed)")]
+        for label, value in rows:
+            grid.add_row(label, value)
+        return grid
+
+    def _phases(self, view: TargetView) -> Table:
+        last = view.last.phases_ms if view.last else {}
+        average = view.phase_averages()
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column(justify="right")
+        grid.add_column(justify="right")
+        grid.add_row("phase", "last", "avg")
+        for phase in PHASES:
+            if phase in last or phase in average:
+                grid.add_row(phase, fmt.latency(last.get(phase)), fmt.latency(average.get(phase)))
+        if not last and not average:
+            grid.add_row("(no phases yet)", "", "")
+        if view.last is not None and view.last.reason:
+            grid.add_row("reason", view.last.reason, "")
+        return grid
+
+    def _cert(self, view: TargetView, palette: fmt.Palette) -> Text | Table:
+        cert = view.last.cert if view.last else None
+        if cert is None:
+            details = view.last.details if view.last else {}
+            text = Text("no certificate for this target", style=palette.muted)
+            if details:
+                text = Text("\n".join(f"{k}: {v}" for k, v in list(details.items())[:8]))
+            return text
+        days = view.last.cert_days_left if view.last else None
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        grid.add_row("subject", cert.subject)
+        grid.add_row("issuer", cert.issuer)
+        grid.add_row("expires", f"{cert.expires_at:%Y-%m-%d %H:%M} UTC ({days:.1f} days)"
+                     if days is not None else str(cert.expires_at))
+        grid.add_row("earliest", cert.earliest)
+        if cert.hostname_match is not None:
+            grid.add_row("host name", "matches" if cert.hostname_match else "MISMATCH")
+        grid.add_row("chain", f"{cert.chain_length} certificates")
+        return grid
+
+    def _events(self, view: TargetView, palette: fmt.Palette) -> Text:
+        if not view.events:
+            return Text("no state changes yet", style=palette.muted)
+        lines = Text()
+        for t in list(view.events)[-8:]:
+            lines.append(f"{t.at.astimezone():%H:%M:%S} ")
+            lines.append(f"{t.from_state.value} → {t.to_state.value}",
+                         style=palette.states[t.to_state])
+            if t.reason:
+                lines.append(f"  {fmt.shorten(t.reason, 60)}")
+            lines.append("\n")
+        return lines
+
+    def _config_text(self) -> Text:
+        """The target's block as written in the file: comments kept, and
+        ${SECRETS} unexpanded."""
+        view = self.view
+        path = self.app.config.path  # type: ignore[attr-defined]
+        if view is None or path is None:
+            return Text("")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return Text("")
+        start = max(0, view.target.line - 1)
+        block = [lines[start]] if start < len(lines) else []
+        for line in lines[start + 1:]:
+            if line.lstrip().startswith("["):
+                break
+            block.append(line)
+        while block and not block[-1].strip():
+            block.pop()
+        return Text(f"# {path}:{view.target.line}\n" + "\n".join(block))
+
+    def action_probe_now(self) -> None:
+        self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
+
+    def action_pause(self) -> None:
+        self.app.action_pause(self.target_name)  # type: ignore[attr-defined]

@@ -1,0 +1,33 @@
+"""The one-line header: counts by state, uptime, probe rate, own lag."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from monitor.engine.client import EngineStats
+from monitor.engine.state import State
+from monitor.ui import format as fmt
+
+
+class SummaryBar(Static):
+    DEFAULT_CSS = """
+    SummaryBar { height: 1; background: $panel; padding: 0 1; }
+    """
+
+    def show(self, counts: dict[State, int], uptime: float | None, stats: EngineStats,
+             palette: fmt.Palette, width: int, extra: list[str] | None = None) -> None:
+        text = Text("monitor ", style="bold")
+        for state in (State.UP, State.DEGRADED, State.DOWN, State.PAUSED, State.PENDING):
+            if counts.get(state) or state in (State.UP, State.DOWN):
+                text.append(f"{fmt.GLYPHS[state]} {counts.get(state, 0)} {state.value}  ",
+                            style=palette.states[state])
+        extras = [f"uptime {fmt.percent(uptime, 2)}", f"{stats.probes_per_s:.1f} probes/s",
+                  f"lag {fmt.latency(stats.lag_ms)}"]
+        if stats.skips:
+            extras.append(f"{stats.skips} skipped")
+        extras += extra or []
+        for extra in extras:
+            if len(text) + len(extra) + 3 <= width - 2:
+                text.append(" · " + extra, style=palette.muted)
+        self.update(text)
