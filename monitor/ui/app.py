@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -238,6 +238,10 @@ class MonitorApp(App[int]):
     def _relayout(self, width: int | None = None) -> None:
         table = self.query_one(TargetTable)
         table.set_columns(layout(width or table.size.width or self.size.width, self.grouped))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Short terminals (80x24) give the rows more room than the event log."""
+        self.query_one("#events").styles.height = 5 if event.size.height < 30 else 8
 
     def _on_table_resized(self, width: int) -> None:
         self._relayout(width)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -48,6 +49,9 @@ class DetailScreen(Screen[None]):
                 yield Static(id="events", classes="box")
             yield Static(id="config", classes="box")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(LatencyChart).styles.height = 6 if event.size.height < 30 else 12
 
     def on_mount(self) -> None:
         for box, title in (("#stats", "Statistics"), ("#phases", "Phases"),

@@ -1,0 +1,56 @@
+"""Snapshots of the main and detail screens at 80x24 and 120x40, dark and light.
+
+Textual is pinned exactly in pyproject.toml: releases change rendering. The
+clock is fixed and the engine is fake, so nothing moves between runs.
+Update with: python -m pytest tests/ui/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.ui.widgets.targets import TargetTable
+from tests.ui.conftest import make_app, populate
+
+SIZES = [(80, 24), (120, 40)]
+THEMES = ["monitor-dark", "monitor-light"]
+
+
+def prepare(theme: str, detail: str | None = None):
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        app.theme = theme
+        populate(app)
+        app.flush()
+        await pilot.pause()
+        if detail is not None:
+            table = app.query_one(TargetTable)
+            table.move_cursor(row=table.get_row_index(detail))
+            await pilot.press("enter")
+            await pilot.pause()
+        app.clear_notifications()
+        await pilot.pause()
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_main_screen(snap_compare, config_file: Path, theme: str, size: tuple[int, int]):
+    assert snap_compare(make_app(config_file), terminal_size=size, run_before=prepare(theme))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_detail_screen(snap_compare, config_file: Path, theme: str, size: tuple[int, int]):
+    assert snap_compare(make_app(config_file), terminal_size=size,
+                        run_before=prepare(theme, detail="checkout"))
+
+
+def test_main_screen_grouped_in_16_colours(snap_compare, config_file: Path):
+    async def run_before(pilot) -> None:
+        await prepare("terminal-16")(pilot)
+        await pilot.press("g")
+        await pilot.pause()
+    assert snap_compare(make_app(config_file), terminal_size=(100, 30), run_before=run_before)
