@@ -174,7 +174,7 @@ class DetailScreen(Screen[None]):
             block.append(line)
         while block and not block[-1].strip():
             block.pop()
-        return Text(f"# {path}:{view.target.line}\n" + "\n".join(block))
+        return Text(f"# {path.name}:{view.target.line}\n" + "\n".join(block))
 
     def action_probe_now(self) -> None:
         self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
