@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class Target:
     line: int = 0                # line of its [[targets]] header, for messages
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def display_target(self) -> str:
         from monitor.probes.registry import probe_class
         return probe_class(self.kind).describe(self.options)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections import deque
+import math
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -14,6 +16,76 @@ class Sample(NamedTuple):
     started: float             # monotonic
     latency_ms: float | None   # None: nothing answered
     status: Status
+
+
+_CODES = {Status.UP: 0, Status.DEGRADED: 1, Status.DOWN: 2}
+_STATUSES = (Status.UP, Status.DEGRADED, Status.DOWN)
+_DOWN = _CODES[Status.DOWN]
+
+
+class SampleRing:
+    """The last `size` samples in flat arrays, not one object each.
+
+    With 1,000 targets x 1,000 samples, tuples cost ~200 MiB and a full GC
+    pause of ~140 ms (measured in bench/); arrays hold the same in ~18 MiB
+    and the GC never scans them.
+    """
+
+    __slots__ = ("size", "started", "latency", "status", "head")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.started = array("d")
+        self.latency = array("d")   # NaN: nothing answered
+        self.status = bytearray()
+        self.head = 0               # once full: the oldest sample, overwritten next
+
+    def append(self, started: float, latency_ms: float | None, status: Status) -> None:
+        latency = math.nan if latency_ms is None else latency_ms
+        code = _CODES[status]
+        if len(self.status) < self.size:
+            self.started.append(started)
+            self.latency.append(latency)
+            self.status.append(code)
+            return
+        i = self.head
+        self.started[i], self.latency[i], self.status[i] = started, latency, code
+        self.head = (i + 1) % self.size
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def _indices(self, count: int | None = None) -> range | list[int]:
+        n = len(self.status)
+        count = n if count is None else min(count, n)
+        if n < self.size:
+            return range(n - count, n)
+        start = (self.head - count) % self.size
+        return [(start + k) % self.size for k in range(count)]
+
+    def _sample(self, i: int) -> Sample:
+        latency = self.latency[i]
+        return Sample(self.started[i], None if math.isnan(latency) else latency,
+                      _STATUSES[self.status[i]])
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self._sample(i) for i in self._indices())
+
+    def tail(self, count: int) -> list[Sample]:
+        """The newest `count` samples, oldest first."""
+        return [self._sample(i) for i in self._indices(count)]
+
+    def last(self) -> Sample | None:
+        return self._sample(self._indices(1)[0]) if self.status else None
+
+    def answered_latencies(self) -> list[float]:
+        """Latencies of samples that were not DOWN, in time order."""
+        latency, status = self.latency, self.status
+        return [latency[i] for i in self._indices()
+                if status[i] != _DOWN and not math.isnan(latency[i])]
+
+    def down_count(self) -> int:
+        return self.status.count(_DOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +125,7 @@ class RollingStats:
                  "_up_seconds", "_known_seconds", "uptime_pct_cached")
 
     def __init__(self, size: int = 1000) -> None:
-        self.samples: deque[Sample] = deque(maxlen=size)
+        self.samples = SampleRing(size)
         self.checks = 0
         self.failures = 0
         self._state: State = State.PENDING
@@ -63,7 +135,7 @@ class RollingStats:
         self.uptime_pct_cached: float | None = None   # as of the last uptime_pct() call
 
     def add(self, result: ProbeResult) -> None:
-        self.samples.append(Sample(result.started, result.latency_ms, result.status))
+        self.samples.append(result.started, result.latency_ms, result.status)
         self.checks += 1
         if result.status is Status.DOWN:
             self.failures += 1
@@ -97,24 +169,24 @@ class RollingStats:
         return self.uptime_pct_cached
 
     def summary(self, now: float) -> Summary:
-        samples = list(self.samples)
-        latencies = [s.latency_ms for s in samples if s.latency_ms is not None
-                     and s.status is not Status.DOWN]
+        samples = self.samples
+        latencies = samples.answered_latencies()
         ordered = sorted(latencies)
         jitter = None
         if len(latencies) >= 2:
             jitter = sum(abs(b - a) for a, b in zip(latencies, latencies[1:])) / (len(latencies) - 1)
-        lost = sum(1 for s in samples if s.status is Status.DOWN)
+        count = len(samples)
+        last = samples.last()
         return Summary(
-            count=len(samples),
-            last_ms=samples[-1].latency_ms if samples else None,
+            count=count,
+            last_ms=last.latency_ms if last is not None else None,
             min_ms=ordered[0] if ordered else None,
             avg_ms=sum(ordered) / len(ordered) if ordered else None,
             max_ms=ordered[-1] if ordered else None,
             p50_ms=percentile(ordered, 0.50) if ordered else None,
             p95_ms=percentile(ordered, 0.95) if ordered else None,
             jitter_ms=jitter,
-            loss_pct=100.0 * lost / len(samples) if samples else None,
+            loss_pct=100.0 * samples.down_count() / count if count else None,
             uptime_pct=self.uptime_pct(now),
             checks=self.checks,
             failures=self.failures,

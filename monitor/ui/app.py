@@ -131,6 +131,7 @@ class MonitorApp(App[int]):
         table = self.query_one(TargetTable)
         table.on_scrolled = self._render_visible
         table.on_resized = self._on_table_resized
+        self._fit(self.size.height)
         self._relayout()
         self._arrange(force=True)
         table.focus()
@@ -240,8 +241,11 @@ class MonitorApp(App[int]):
         table.set_columns(layout(width or table.size.width or self.size.width, self.grouped))
 
     def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
         """Short terminals (80x24) give the rows more room than the event log."""
-        self.query_one("#events").styles.height = 5 if event.size.height < 30 else 8
+        self.query_one("#events").styles.height = 5 if height < 30 else 8
 
     def _on_table_resized(self, width: int) -> None:
         self._relayout(width)

@@ -85,7 +85,7 @@ def age(seconds: float | None) -> str:
 def sparkline(samples: Iterable[Sample], width: int, palette: Palette) -> Text:
     """The last `width` samples as bars scaled 0..max; failures are a visible
     mark in the error colour, never a silent zero."""
-    recent = list(samples)[-width:]
+    recent = list(samples)[-width:]   # callers pass a tail already
     values = [s.latency_ms for s in recent
               if s.latency_ms is not None and s.status is not Status.DOWN]
     top = max(values, default=0.0) or 1.0

@@ -51,9 +51,13 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one(LatencyChart).styles.height = 6 if event.size.height < 30 else 12
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        self.query_one(LatencyChart).styles.height = 6 if height < 30 else 12
 
     def on_mount(self) -> None:
+        self._fit(self.app.size.height)
         for box, title in (("#stats", "Statistics"), ("#phases", "Phases"),
                            ("#cert", "Certificate / details"), ("#events", "Recent events"),
                            ("#config", "Config")):
