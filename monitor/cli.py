@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(dashboard)
     dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
                            dest="sub_refresh", help="redraw interval (default 0.25)")
+    parser.add_argument("--record", metavar="FILE",
+                        help="dashboard: also append every result to FILE as JSON lines")
 
     check = sub.add_parser("check", help="probe every target once and exit 0 if all are up")
     _config_arg(check)
@@ -59,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8917)
 
-    worker = sub.add_parser("engine-worker", help=argparse.SUPPRESS)
+    worker = sub.add_parser("engine-worker")
+    # internal (the dashboard's engine process): keep it out of --help
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "engine-worker"]
     _config_arg(worker)
+    worker.add_argument("--record", dest="sub_record", help=argparse.SUPPRESS)
     return parser
 
 
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_async(cmd_check(config, args.json, args.target))
         if command == "engine-worker":
             from monitor.engine.worker import serve
-            return run_async(serve(config))
+            return run_async(serve(config, record=args.sub_record))
         if command == "run":
             if not args.headless:
                 print("monitor: `run` probes without a screen: add --headless "
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_CONFIG
             return run_async(cmd_run(config, args.json))
         refresh = getattr(args, "sub_refresh", None) or args.refresh
-        return cmd_dashboard(config, refresh)
+        return cmd_dashboard(config, refresh, args.record)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         count = len(exc.problems)
@@ -211,7 +216,7 @@ async def cmd_run(config: Config, as_json: bool) -> int:
     return await _with_demo(config, body)
 
 
-def cmd_dashboard(config: Config, refresh: float) -> int:
+def cmd_dashboard(config: Config, refresh: float, record: str | None = None) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)
@@ -219,8 +224,15 @@ def cmd_dashboard(config: Config, refresh: float) -> int:
     if not 0.05 <= refresh <= 10:
         print("monitor: --refresh must be between 0.05 and 10 seconds", file=sys.stderr)
         return EXIT_CONFIG
+    from monitor.engine.client import ProcessEngine
     from monitor.ui.app import MonitorApp
-    app = MonitorApp(config, refresh=refresh)
+    assert config.path is not None
+    path = config.path
+
+    def engine(listener: Any) -> Any:
+        return ProcessEngine(path, listener, record=str(Path(record).resolve()) if record else None)
+
+    app = MonitorApp(config, engine, refresh=refresh)
     code = app.run()
     return code or EXIT_OK
 

@@ -15,11 +15,11 @@ from monitor.engine.state import State, Transition
 from monitor.engine.stats import RollingStats, Summary
 
 EVENTS_KEPT = 200
-RECENT_RESULTS = 120   # whole results kept per target, for phase averages and details
 
 
 class TargetView:
-    __slots__ = ("target", "state", "since", "stats", "last", "last_failure", "events", "recent")
+    __slots__ = ("target", "state", "since", "stats", "last", "last_failure", "events",
+                 "_phase_sums")
 
     def __init__(self, target: Target, history: int, now: float) -> None:
         self.target = target
@@ -30,11 +30,18 @@ class TargetView:
         self.last: ProbeResult | None = None
         self.last_failure: ProbeResult | None = None
         self.events: deque[Transition] = deque(maxlen=EVENTS_KEPT)
-        self.recent: deque[ProbeResult] = deque(maxlen=RECENT_RESULTS)
+        # phase -> [total ms, count]: averages without keeping results around
+        self._phase_sums: dict[str, list[float]] = {}
 
     def apply_result(self, result: ProbeResult) -> None:
         self.stats.add(result)
-        self.recent.append(result)
+        for phase, ms in result.phases_ms.items():
+            sums = self._phase_sums.get(phase)
+            if sums is None:
+                self._phase_sums[phase] = [ms, 1.0]
+            else:
+                sums[0] += ms
+                sums[1] += 1.0
         self.last = result
         if not result.ok:
             self.last_failure = result
@@ -49,12 +56,8 @@ class TargetView:
         return self.stats.summary(now)
 
     def phase_averages(self) -> dict[str, float]:
-        """Mean of each phase over the recent results that ran it."""
-        totals: dict[str, list[float]] = {}
-        for result in self.recent:
-            for phase, ms in result.phases_ms.items():
-                totals.setdefault(phase, []).append(ms)
-        return {phase: sum(v) / len(v) for phase, v in totals.items()}
+        """Mean of each phase since start, over the probes that ran it."""
+        return {phase: total / count for phase, (total, count) in self._phase_sums.items()}
 
 
 class Board:

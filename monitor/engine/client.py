@@ -95,8 +95,9 @@ class ProcessEngine:
     """The engine in a child process; results stream back as JSON lines."""
 
     def __init__(self, config_path: Path, listener: Listener,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, record: str | None = None) -> None:
         self.config_path = config_path
+        self.record = record
         self.listener = listener
         self.python = python
         self._proc: asyncio.subprocess.Process | None = None
@@ -107,8 +108,10 @@ class ProcessEngine:
 
     async def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        extra = ["--record", self.record] if self.record else []
         self._proc = await asyncio.create_subprocess_exec(
             self.python, "-m", "monitor", "engine-worker", "--config", str(self.config_path),
+            *extra,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, limit=16 * 1024 * 1024)
         self._reader = asyncio.create_task(self._read())

@@ -18,12 +18,19 @@ from monitor.engine.scheduler import Engine
 from monitor.engine.wire import result_to_wire, transition_to_wire
 
 
-async def serve(config: Config, stats_every: float = 1.0) -> int:
+async def serve(config: Config, stats_every: float = 1.0, record: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     out = sys.stdout
+    recording = open(record, "a", encoding="utf-8") if record else None   # noqa: SIM115
 
     def emit(message: dict[str, Any]) -> None:
         out.write(json.dumps(message, separators=(",", ":"), default=str) + "\n")
+
+    def on_result(result: Any) -> None:
+        emit(result_to_wire(result))
+        if recording is not None:   # what `monitor run --headless --json` would print
+            recording.write(json.dumps({"event": "result", **result.to_json()},
+                                       separators=(",", ":"), default=str) + "\n")
 
     demo = None
     if config.demo.enabled:
@@ -35,7 +42,7 @@ async def serve(config: Config, stats_every: float = 1.0) -> int:
             emit({"t": "error", "message": str(exc.strerror or exc)})
             demo = None
 
-    engine = Engine(config, on_result=lambda r: emit(result_to_wire(r)),
+    engine = Engine(config, on_result=on_result,
                     on_transition=lambda t: emit(transition_to_wire(t)))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -52,6 +59,8 @@ async def serve(config: Config, stats_every: float = 1.0) -> int:
         await engine.stop()
         if demo is not None:
             await demo.stop()
+        if recording is not None:
+            recording.close()
         out.flush()
     return 0
 

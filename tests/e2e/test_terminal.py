@@ -1,0 +1,166 @@
+"""`monitor` in a real terminal (tmux): read the screen, press keys, quit.
+
+The test setup installs tmux (apt) when it is missing and we may; otherwise
+these tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ensure_tmux() -> str | None:
+    if shutil.which("tmux"):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "tmux is not installed and cannot be installed here (needs root and apt-get)"
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "tmux"]):
+        if subprocess.run(command, capture_output=True, timeout=300).returncode != 0:
+            return "installing tmux with apt-get failed"
+    return None if shutil.which("tmux") else "tmux still missing after apt-get"
+
+
+@pytest.fixture(scope="module")
+def tmux() -> str:
+    problem = ensure_tmux()
+    if problem:
+        pytest.skip(problem)
+    return shutil.which("tmux") or "tmux"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Terminal:
+    def __init__(self, tmux: str, name: str) -> None:
+        self.tmux, self.name = tmux, name
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([self.tmux, *args], capture_output=True, text=True,
+                              timeout=10).stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.name)
+
+    def press(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.name, *keys)
+
+    def wait_for(self, predicate: Callable[[str], bool], seconds: float = 20) -> str:
+        deadline = time.monotonic() + seconds
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"screen never matched; last screen:\n{screen}")
+
+    def alive(self) -> bool:
+        return subprocess.run([self.tmux, "has-session", "-t", self.name],
+                              capture_output=True, timeout=10).returncode == 0
+
+
+def pids_for(marker: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.fixture
+def dashboard(tmux: str, tmp_path: Path) -> Iterator[tuple[Terminal, Path]]:
+    port = free_port()
+    config = tmp_path / "e2e-monitor.toml"
+    config.write_text(f"""
+[settings]
+interval = "1s"
+timeout = "800ms"
+failure_threshold = 1
+
+[demo]
+enabled = true
+port = {port}
+
+[[targets]]
+name = "fast-site"
+kind = "http"
+url = "http://127.0.0.1:{port}/fast"
+group = "web"
+
+[[targets]]
+name = "broken-site"
+kind = "http"
+url = "http://127.0.0.1:{port}/failing"
+group = "web"
+
+[[targets]]
+name = "closed-port"
+kind = "tcp"
+host = "127.0.0.1"
+port = {free_port()}
+""")
+    name = f"monitor-e2e-{os.getpid()}-{port}"
+    env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    command = " ".join([
+        "env", *(f"{k}={v}" for k, v in env.items()),
+        sys.executable, "-m", "monitor", "--config", str(config)])
+    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
+                    "-c", str(ROOT), command], check=True, timeout=10)
+    terminal = Terminal(tmux, name)
+    try:
+        yield terminal, config
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while pids_for(str(config)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in pids_for(str(config)):
+            os.kill(pid, 9)
+
+
+def test_dashboard_in_a_real_terminal(dashboard: tuple[Terminal, Path]):
+    term, config = dashboard
+    screen = term.wait_for(lambda s: "fast-site" in s and "broken-site" in s
+                           and "UP" in s and "DOWN" in s and "refused" in s)
+    assert "expected 2xx, got 503" in screen
+    assert "Probe now" in screen                                 # the footer
+    term.press("/")
+    term.press("broken", "Enter")
+    screen = term.wait_for(lambda s: "fast-site" not in s.split("Last error")[-1]
+                           and "broken-site" in s)
+    term.press("Enter")                                          # details of broken-site
+    screen = term.wait_for(lambda s: "Statistics" in s and "Phases" in s)
+    assert "broken-site" in screen
+    term.press("Escape")
+    term.wait_for(lambda s: "Last error" in s)
+    term.press("q")
+    deadline = time.monotonic() + 10
+    while term.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not term.alive(), "monitor did not quit"
+    time.sleep(0.5)
+    assert pids_for(str(config)) == [], "an engine process outlived the dashboard"
+
+
+def test_hangup_ends_dashboard_and_engine(dashboard: tuple[Terminal, Path]):
+    term, config = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "UP" in s)
+    assert len(pids_for(str(config))) >= 2                       # the app and its engine
+    term.run("kill-session", "-t", term.name)                    # like a dropped SSH session
+    deadline = time.monotonic() + 10
+    while pids_for(str(config)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids_for(str(config)) == [], "a process kept running after the terminal went away"
