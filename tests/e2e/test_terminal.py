@@ -46,12 +46,15 @@ def free_port() -> int:
 
 
 class Terminal:
+    """One tmux session on a private server socket (never the user's tmux)."""
+
     def __init__(self, tmux: str, name: str) -> None:
         self.tmux, self.name = tmux, name
+        self.socket = name
 
     def run(self, *args: str) -> str:
-        return subprocess.run([self.tmux, *args], capture_output=True, text=True,
-                              timeout=10).stdout
+        return subprocess.run([self.tmux, "-L", self.socket, *args], capture_output=True,
+                              text=True, timeout=10).stdout
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.name)
@@ -70,8 +73,23 @@ class Terminal:
         raise AssertionError(f"screen never matched; last screen:\n{screen}")
 
     def alive(self) -> bool:
-        return subprocess.run([self.tmux, "has-session", "-t", self.name],
+        return subprocess.run([self.tmux, "-L", self.socket, "has-session", "-t", self.name],
                               capture_output=True, timeout=10).returncode == 0
+
+
+def table_rows(screen: str) -> list[str]:
+    """The target rows: below the table header, above the event log's rule."""
+    lines = screen.splitlines()
+    start = next((i for i, line in enumerate(lines) if "Last error" in line), None)
+    if start is None:
+        return []
+    rows = []
+    for line in lines[start + 1:]:
+        if line.strip().startswith("─"):
+            break
+        if line.strip():
+            rows.append(line)
+    return rows
 
 
 def pids_for(marker: str) -> list[int]:
@@ -117,13 +135,13 @@ port = {free_port()}
     command = " ".join([
         "env", *(f"{k}={v}" for k, v in env.items()),
         sys.executable, "-m", "monitor", "--config", str(config)])
-    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
-                    "-c", str(ROOT), command], check=True, timeout=10)
     terminal = Terminal(tmux, name)
+    terminal.run("-f", "/dev/null", "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
+                 "-c", str(ROOT), command)
     try:
         yield terminal, config
     finally:
-        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True, timeout=10)
+        terminal.run("kill-server")
         deadline = time.monotonic() + 10
         while pids_for(str(config)) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -139,8 +157,7 @@ def test_dashboard_in_a_real_terminal(dashboard: tuple[Terminal, Path]):
     assert "Probe now" in screen                                 # the footer
     term.press("/")
     term.press("broken", "Enter")
-    screen = term.wait_for(lambda s: "fast-site" not in s.split("Last error")[-1]
-                           and "broken-site" in s)
+    term.wait_for(lambda s: len(table_rows(s)) == 1 and "broken-site" in table_rows(s)[0])
     term.press("Enter")                                          # details of broken-site
     screen = term.wait_for(lambda s: "Statistics" in s and "Phases" in s)
     assert "broken-site" in screen
