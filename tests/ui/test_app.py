@@ -24,6 +24,15 @@ def select(app, name: str) -> None:
     table.move_cursor(row=table.get_row_index(name))
 
 
+async def until(pilot, predicate, tries: int = 100) -> None:
+    """Pause until `predicate()` holds: under load one pause may not be enough."""
+    for _ in range(tries):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition never held")
+
+
 def text_of(widget) -> str:
     """What a Static shows, as plain text (Rich tables included)."""
     console = Console(width=120, color_system=None)
@@ -103,6 +112,7 @@ async def test_enter_opens_details_and_escape_returns(config_file: Path):
         await pilot.pause()
         select(app, "checkout")
         await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, DetailScreen) and screen.target_name == "checkout"
@@ -130,6 +140,7 @@ async def test_detail_shows_certificate_facts(config_file: Path):
         await pilot.pause()
         select(app, "api")
         await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         await pilot.pause()
         cert = text_of(app.screen.query_one("#cert"))
         assert "CN=Test CA" in cert and "41.5 days" in cert
@@ -245,8 +256,8 @@ async def test_help_lists_every_binding_and_closes(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause()
-        assert isinstance(app.screen, HelpScreen)
         text = " ".join(text_of(w) for w in app.screen.query("Static"))
         for words in ("Probe now", "Pause/resume", "Filter", "Sort", "Group", "Theme", "Quit"):
             assert words in text
