@@ -98,7 +98,8 @@ def pids_for(marker: str) -> list[int]:
 
 
 @pytest.fixture
-def dashboard(tmux: str, tmp_path: Path) -> Iterator[tuple[Terminal, Path]]:
+def dashboard(tmux: str, tmp_path: Path, request: pytest.FixtureRequest
+              ) -> Iterator[tuple[Terminal, Path]]:
     port = free_port()
     config = tmp_path / "e2e-monitor.toml"
     config.write_text(f"""
@@ -132,6 +133,7 @@ port = {free_port()}
     name = f"monitor-e2e-{os.getpid()}-{port}"
     env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
            "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    env.update(getattr(request, "param", {}))
     command = " ".join([
         "env", *(f"{k}={v}" for k, v in env.items()),
         sys.executable, "-m", "monitor", "--config", str(config)])
@@ -181,3 +183,19 @@ def test_hangup_ends_dashboard_and_engine(dashboard: tuple[Terminal, Path]):
     while pids_for(str(config)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert pids_for(str(config)) == [], "a process kept running after the terminal went away"
+
+
+@pytest.mark.parametrize(("dashboard", "forbidden"), [
+    ({"TEXTUAL_COLOR_SYSTEM": "256"}, ["38;2;", "48;2;"]),
+    ({"TEXTUAL_COLOR_SYSTEM": "standard"}, ["38;2;", "48;2;", "38;5;", "48;5;"]),
+], indirect=["dashboard"], ids=["256-colours", "16-colours"])
+def test_reduced_colour_terminals(dashboard: tuple[Terminal, Path], forbidden: list[str]):
+    """Over SSH COLORTERM is rarely forwarded: the screen must still read right
+    and use only the colours the terminal has."""
+    term, _ = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "DOWN" in s and "refused" in s)
+    styled = term.run("capture-pane", "-p", "-e", "-t", term.name)
+    assert "\x1b[" in styled                      # it is coloured...
+    for sequence in forbidden:                    # ...within the terminal's palette
+        assert sequence not in styled, f"{sequence!r} used on a reduced-colour terminal"
+    term.press("q")

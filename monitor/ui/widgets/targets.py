@@ -176,7 +176,7 @@ def row_cells(view: TargetView, columns: list[Column], now: float,
             cells[key] = Text(view.target.kind, style=palette.muted)
         elif key == "last":
             failed = last is not None and last.latency_ms is None
-            cells[key] = (Text("fail", style=palette.error) if failed
+            cells[key] = (Text("fail", style=palette.error, justify="right") if failed
                           else Text(fmt.latency(summary.last_ms), justify="right"))
         elif key == "trend":
             cells[key] = fmt.sparkline(view.stats.samples.tail(column.width), column.width, palette)
