@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-# id -> (default keys, description). Keys use Textual's names; several keys
-# are comma-separated, e.g. "r,f5".
-BINDINGS: dict[str, tuple[str, str]] = {
-    "details": ("enter", "Details"),
-    "probe_now": ("r", "Probe now"),
-    "pause": ("p", "Pause/resume"),
-    "filter": ("slash", "Filter"),
-    "sort": ("s", "Sort"),
-    "group": ("g", "Group"),
-    "theme": ("t", "Theme"),
-    "help": ("question_mark", "Help"),
-    "quit": ("q", "Quit"),
+# id -> (default keys, footer label, description). Keys use Textual's names;
+# several keys are comma-separated, e.g. "r,f5".
+BINDINGS: dict[str, tuple[str, str, str]] = {
+    "details": ("enter", "Details", "Open the selected target's details"),
+    "probe_now": ("r", "Probe", "Probe the selected target now"),
+    "pause": ("p", "Pause", "Pause or resume the selected target"),
+    "filter": ("slash", "Filter", "Filter by name, state, tag:, group:, kind:"),
+    "sort": ("s", "Sort", "Sort by status, name, latency, uptime (cycles)"),
+    "group": ("g", "Group", "Group rows by group"),
+    "theme": ("t", "Theme", "Switch to the next theme"),
+    "help": ("question_mark", "Help", "Show every key"),
+    "quit": ("q", "Quit", "Quit monitor"),
 }

@@ -74,8 +74,8 @@ class MonitorApp(App[int]):
     #events { height: 7; border-top: solid $panel; background: $surface; }
     #events.hidden { display: none; }
     """
-    BINDINGS = [Binding(keys, action, description, id=action, show=action != "details")
-                for action, (keys, description) in BINDINGS.items()]
+    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description)
+                for action, (keys, label, description) in BINDINGS.items()]
     BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
 
     def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
@@ -112,7 +112,7 @@ class MonitorApp(App[int]):
                           id="filter")
         yield TargetTable(id="targets")
         yield RichLog(id="events", max_lines=500, wrap=False, markup=False)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     async def on_mount(self) -> None:
         loaded, problems = themes.load_themes(self._theme_dirs)
@@ -376,7 +376,7 @@ class MonitorApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for action, (_keys, description) in BINDINGS.items():
-            yield SystemCommand(description, f"{description} ({action})",
+        for action, (_keys, label, description) in BINDINGS.items():
+            yield SystemCommand(label, f"{description} (key id: {action})",
                                 getattr(self, f"action_{action}"))
 

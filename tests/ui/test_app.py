@@ -259,7 +259,8 @@ async def test_help_lists_every_binding_and_closes(config_file: Path):
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause()
         text = " ".join(text_of(w) for w in app.screen.query("Static"))
-        for words in ("Probe now", "Pause/resume", "Filter", "Sort", "Group", "Theme", "Quit"):
+        for words in ("Probe the selected target now", "Pause or resume", "Filter by",
+                      "Sort by", "Group rows", "next theme", "Quit"):
             assert words in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -289,7 +290,7 @@ async def test_command_palette_lists_actions(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(100, 30)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("Probe now", "Pause/resume", "Sort", "Group", "Theme", "Filter"):
+        for title in ("Details", "Probe", "Pause", "Sort", "Group", "Theme", "Filter", "Quit"):
             assert title in titles
 
 

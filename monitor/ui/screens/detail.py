@@ -21,8 +21,8 @@ from monitor.ui.widgets.chart import LatencyChart
 class DetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace,q", "app.pop_screen", "Back", id="back"),
-        Binding("r", "probe_now", "Probe now", id="detail_probe_now"),
-        Binding("p", "pause", "Pause/resume", id="detail_pause"),
+        Binding("r", "probe_now", "Probe", id="detail_probe_now"),
+        Binding("p", "pause", "Pause", id="detail_pause"),
     ]
     DEFAULT_CSS = """
     DetailScreen { layout: vertical; }
@@ -48,7 +48,7 @@ class DetailScreen(Screen[None]):
                 yield Static(id="cert", classes="box")
                 yield Static(id="events", classes="box")
             yield Static(id="config", classes="box")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.height)

@@ -29,7 +29,7 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column()
         keys.add_column(style="dim")
         keymap = self.app._keymap if hasattr(self.app, "_keymap") else {}
-        for action, (default, description) in BINDINGS.items():
+        for action, (default, _label, description) in BINDINGS.items():
             bound = keymap.get(action, default)
             keys.add_row(bound.replace("question_mark", "?").replace("slash", "/"),
                          description, action)
