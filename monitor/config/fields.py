@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from monitor.config.durations import format_duration, parse_duration, parse_size
@@ -116,9 +117,10 @@ def in_range(low: float | None = None, high: float | None = None) -> Check:
 
 
 def option(default: Any = REQUIRED, *, convert: Converter, check: Check | None = None,
-           doc: str = "") -> Any:
-    """A dataclass field carrying its converter and check."""
-    metadata = {"convert": convert, "check": check, "doc": doc}
+           doc: str = "", path: bool = False) -> Any:
+    """A dataclass field carrying its converter and check. `path=True`: a
+    relative file path is taken relative to the config file, not the cwd."""
+    metadata = {"convert": convert, "check": check, "doc": doc, "path": path}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -128,8 +130,8 @@ def option_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def build_options(cls: type, raw: dict[str, Any],
-                  report: Callable[[str, str], None]) -> Any | None:
+def build_options(cls: type, raw: dict[str, Any], report: Callable[[str, str], None],
+                  base_dir: Path | None = None) -> Any | None:
     """Convert `raw` into `cls`; call report(key, problem) for each problem.
 
     Unknown keys are the loader's business (it knows the common keys too).
@@ -145,8 +147,12 @@ def build_options(cls: type, raw: dict[str, Any],
                 report(spec.name, "required for this kind but missing")
                 failed = True
             continue
+        given = raw[spec.name]
+        if spec.metadata.get("path") and base_dir is not None and isinstance(given, str) \
+                and given and not given.startswith("~") and not Path(given).is_absolute():
+            given = str(base_dir / given)
         try:
-            value = spec.metadata["convert"](raw[spec.name])
+            value = spec.metadata["convert"](given)
         except ValueError as exc:
             report(spec.name, str(exc))
             failed = True

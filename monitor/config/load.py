@@ -197,7 +197,9 @@ class _Loader:
         common = build_options(TargetCommon, {k: raw[k] for k in common_keys if k in raw}, report)
         options = None
         if probe is not None:
-            options = build_options(probe.Options, {k: raw[k] for k in kind_keys if k in raw}, report)
+            base_dir = self.path.resolve().parent if self.path is not None else None
+            options = build_options(probe.Options, {k: raw[k] for k in kind_keys if k in raw},
+                                    report, base_dir)
             if options is not None:
                 for key, message in probe.check_options(options):
                     report(key, message)

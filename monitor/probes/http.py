@@ -144,6 +144,7 @@ class HttpOptions:
     verify_tls: bool = option(True, convert=to_bool,
                               doc="verify the certificate chain and host name")
     ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
+                                 path=True,
                                  doc="PEM file of extra trusted CAs (a private CA)")
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
                                   doc="fewer days left on any certificate in the chain = DEGRADED (0: off)")

@@ -38,6 +38,7 @@ class TcpOptions:
     server_name: str | None = option(None, convert=net.to_host,
                                      doc="with tls: SNI and the name to verify; default: host")
     ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
+                                 path=True,
                                  doc="with tls: PEM CAs to trust instead of the system store")
     min_version: str | None = option(None, convert=net.to_tls_version,
                                      doc='with tls: "TLSv1.2" or "TLSv1.3"')

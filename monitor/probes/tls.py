@@ -26,6 +26,7 @@ class TlsOptions:
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
                                   doc="DEGRADED below this many days left; 0 turns it off")
     ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
+                                 path=True,
                                  doc="PEM file of CAs to trust instead of the system store")
     min_version: str | None = option(None, convert=net.to_tls_version,
                                      doc='"TLSv1.2" or "TLSv1.3"')

@@ -162,3 +162,16 @@ def test_format_and_size():
     assert parse_size("64KiB") == 65536 and parse_size(100) == 100
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+def test_relative_ca_file_is_relative_to_the_config_file(tmp_path, monkeypatch):
+    import trustme
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    trustme.CA().cert_pem.write_to_path(str(folder / "ca.pem"))
+    config = folder / "monitor.toml"
+    config.write_text('[[targets]]\nname = "a"\nkind = "tls"\nhost = "127.0.0.1"\n'
+                      'ca_file = "ca.pem"\n')
+    monkeypatch.chdir(tmp_path)   # not where the config is
+    from monitor.config import load_config
+    assert load_config(config).targets[0].options.ca_file == str(folder / "ca.pem")
