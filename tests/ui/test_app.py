@@ -61,7 +61,7 @@ async def test_board_shows_each_target_with_state_and_reason(config_file: Path):
         assert cell(app, "db-primary", "loss") == "40%"
         summary = str(app.query_one("#summary").render())
         assert "3 up" in summary and "1 degraded" in summary and "1 down" in summary
-        assert "4.0 probes/s" in summary and "lag 0.80ms" in summary
+        assert "4.0/s" in summary and "lag 0.80ms" in summary
         log = app.query_one("#events", RichLog)
         assert any("db-primary" in line.text for line in log.lines)
         assert app.engine.started

@@ -20,14 +20,15 @@ class SummaryBar(Static):
         text = Text("monitor ", style="bold")
         for state in (State.UP, State.DEGRADED, State.DOWN, State.PAUSED, State.PENDING):
             if counts.get(state) or state in (State.UP, State.DOWN):
-                text.append(f"{fmt.GLYPHS[state]} {counts.get(state, 0)} {state.value}  ",
+                label = state.value if width >= 100 else fmt.LABELS[state].lower()
+                text.append(f"{fmt.GLYPHS[state]} {counts.get(state, 0)} {label}  ",
                             style=palette.states[state])
-        extras = [f"uptime {fmt.percent(uptime, 2)}", f"{stats.probes_per_s:.1f} probes/s",
+        extras = [f"uptime {fmt.percent(uptime, 2)}", f"{stats.probes_per_s:.1f}/s",
                   f"lag {fmt.latency(stats.lag_ms)}"]
         if stats.skips:
             extras.append(f"{stats.skips} skipped")
         extras += extra or []
         for extra in extras:
-            if len(text) + len(extra) + 3 <= width - 2:
-                text.append(" · " + extra, style=palette.muted)
+            if len(text) + len(extra) + 2 <= width - 2:
+                text.append("· " + extra + " ", style=palette.muted)
         self.update(text)
