@@ -20,7 +20,7 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, RichLog
+from textual.widgets import Footer, Input, RichLog
 
 from monitor.config.durations import format_duration
 from monitor.config.keys import BINDINGS
@@ -34,7 +34,7 @@ from monitor.ui import format as fmt
 from monitor.ui import themes
 from monitor.ui.widgets.summary import SummaryBar
 from monitor.ui.widgets.targets import (
-    GROUP_PREFIX, TargetTable, group_cells, layout, row_cells)
+    GROUP_PREFIX, TargetHeader, TargetTable, group_cells, layout, row_cells)
 
 EngineFactory = Callable[[Listener], EngineClient]
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
@@ -110,7 +110,11 @@ class MonitorApp(App[int]):
         yield SummaryBar(id="summary")
         yield FilterInput(placeholder="filter: name, down, tag:x, group:x, kind:http",
                           id="filter")
-        yield TargetTable(id="targets")
+        header = TargetHeader(id="header")
+        table = TargetTable(id="targets")
+        table.header = header
+        yield header
+        yield table
         yield RichLog(id="events", max_lines=500, wrap=False, markup=False)
         yield Footer(compact=True, show_command_palette=False)
 
@@ -300,7 +304,7 @@ class MonitorApp(App[int]):
             from monitor.ui.screens.detail import DetailScreen
             self.push_screen(DetailScreen(name))
 
-    @on(DataTable.RowSelected, "#targets")
+    @on(TargetTable.Selected, "#targets")
     def _row_selected(self) -> None:
         self.action_details()
 

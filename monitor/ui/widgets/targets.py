@@ -1,4 +1,4 @@
-"""The target table: one row per target, updated by keyed per-cell diffs.
+"""The target table: one row per target, updated by keyed per-row diffs.
 
 Only rows on screen are rendered: a result for an off-screen row marks it
 dirty and costs nothing until it scrolls into view.
@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual import events
-from textual.widgets import DataTable
-from textual.widgets._data_table import RowKey
-from textual._two_way_dict import TwoWayDict
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
 
 from monitor.engine.board import TargetView
 from monitor.engine.state import State
@@ -57,66 +61,142 @@ def layout(screen_width: int, grouped: bool) -> list[Column]:
     for column in chosen:
         width = {"name": name_width, "trend": trend_width}.get(column.key, column.width)
         sized.append(Column(column.key, column.label, width, column.min_screen))
-    used = sum(c.width + 2 for c in sized if c.key != "error") + 3   # padding, scrollbar
+    used = sum(c.width + 2 for c in sized if c.key != "error") + 2   # padding, scrollbar
     sized[-1] = Column("error", "Last error", max(12, screen_width - used - 2), 0)
     return sized
 
 
-class TargetTable(DataTable[Text]):
-    """Rows keyed by target name; `show` sets membership and order, `render_rows`
-    diff-updates the visible rows."""
+class TargetHeader(Static):
+    """Column labels, laid out like the rows below them."""
 
     DEFAULT_CSS = """
-    TargetTable { height: 1fr; }
+    TargetHeader { height: 1; background: $panel; text-style: bold; }
     """
 
+    def show(self, columns: list[Column]) -> None:
+        self.update(join_cells({c.key: Text(c.label) for c in columns}, columns))
+
+
+def join_cells(cells: dict[str, Text], columns: list[Column]) -> Text:
+    """One line: each cell cut or padded to its column, one space either side."""
+    line = Text(no_wrap=True, end="")
+    for column in columns:
+        cell = cells.get(column.key) or Text("")
+        piece = cell.copy()
+        piece.truncate(column.width, overflow="ellipsis", pad=False)
+        gap = column.width - piece.cell_len
+        line.append(" ")
+        if cell.justify == "right":
+            line.append(" " * gap)
+            line.append_text(piece)
+        else:
+            line.append_text(piece)
+            line.append(" " * gap)
+        line.append(" ")
+    return line
+
+
+class TargetTable(ScrollView, can_focus=True):
+    """Rows keyed by target name, drawn line by line.
+
+    Textual's DataTable repaints every visible cell when any cell changes (its
+    caches are keyed by a global update count): with 100 results a second that
+    was ~40 % of a core. Here each row is one cached Strip; a changed row is
+    re-rendered and only its line is refreshed, so cost follows what changed
+    on screen.
+    """
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "select", "Details", show=False),
+    ]
+    COMPONENT_CLASSES = {"targettable--cursor"}
+    DEFAULT_CSS = """
+    TargetTable { height: 1fr; }
+    TargetTable > .targettable--cursor { background: $block-cursor-blurred-background; }
+    TargetTable:focus > .targettable--cursor {
+        background: $block-cursor-background; color: $block-cursor-foreground;
+        text-style: bold;
+    }
+    """
+
+    cursor_row: reactive[int] = reactive(0, always_update=False)
+
+    class Selected(Message):
+        """Enter (or a click on the highlighted row)."""
+
+        def __init__(self, table: TargetTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> TargetTable:
+            return self.table
+
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]
         self.columns_now: list[Column] = []
         self.order: list[str] = []
+        self._index: dict[str, int] = {}
         self._cells: dict[str, dict[str, Text]] = {}
+        self._strips: dict[str, Strip] = {}
         self.dirty: set[str] = set()
+        self.rendered_rows = 0            # rows turned into strips, for tests and profiling
         self.on_scrolled: Callable[[], None] | None = None
         self.on_resized: Callable[[int], None] | None = None
+        self.header: TargetHeader | None = None
 
     # --- structure ----------------------------------------------------------
 
     def set_columns(self, columns: list[Column]) -> None:
         if [(c.key, c.width) for c in columns] == [(c.key, c.width) for c in self.columns_now]:
             return
-        keep = self.cursor_key()
-        self.clear(columns=True)
         self.columns_now = columns
-        for column in columns:
-            self.add_column(column.label, width=column.width, key=column.key)
-        order, self.order = self.order, []
-        self._cells.clear()
-        self.show(order)
-        self.move_to(keep)
+        self._strips.clear()
+        for cells in self._cells.values():
+            cells.clear()                  # every row is re-rendered for the new columns
+        self.dirty |= set(self.order)
+        if self.header is not None:
+            self.header.show(columns)
+        self._resize_virtual()
+        self.refresh()
 
     def show(self, order: list[str]) -> None:
         """Make the table hold exactly these row keys, in this order."""
         if order == self.order:
             return
         keep = self.cursor_key()
-        wanted = set(order)
-        for key in self.order:
-            if key not in wanted:
-                self.remove_row(key)
-                self._cells.pop(key, None)
-        present = set(self.order)
-        blank = [Text("") for _ in self.columns_now]
         for key in order:
-            if key not in present:
-                self.add_row(*blank, key=key)
+            if key not in self._cells:
                 self._cells[key] = {}
                 self.dirty.add(key)
-        # set the order directly: re-adding rows would cost ~3x (measured)
-        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(order)})
-        self._update_count += 1
+        wanted = set(order)
+        for key in list(self._cells):
+            if key not in wanted:
+                del self._cells[key]
+                self._strips.pop(key, None)
+                self.dirty.discard(key)
         self.order = list(order)
-        self.refresh()
+        self._index = {key: i for i, key in enumerate(order)}
+        self._resize_virtual()
         self.move_to(keep)
+        self.refresh()
+
+    def _resize_virtual(self) -> None:
+        width = sum(c.width + 2 for c in self.columns_now)
+        self.virtual_size = Size(width, len(self.order))
+
+    def get_row_index(self, key: str) -> int:
+        return self._index[key]
+
+    def get_cell(self, key: str, column: str) -> Text:
+        return self._cells[key].get(column, Text(""))
 
     def cursor_key(self) -> str | None:
         if not self.order or not 0 <= self.cursor_row < len(self.order):
@@ -124,29 +204,86 @@ class TargetTable(DataTable[Text]):
         return self.order[self.cursor_row]
 
     def move_to(self, key: str | None) -> None:
-        if key is not None and key in self._cells:
-            self.move_cursor(row=self.get_row_index(key), scroll=False)
+        if key is not None and key in self._index:
+            self.move_cursor(row=self._index[key], scroll=False)
+        elif self.order:
+            self.move_cursor(row=min(self.cursor_row, len(self.order) - 1), scroll=False)
+
+    def move_cursor(self, row: int, scroll: bool = True) -> None:
+        if not self.order:
+            return
+        self.cursor_row = max(0, min(row, len(self.order) - 1))
+        if scroll:
+            self.scroll_to_region(Region(0, self.cursor_row, 1, 1), animate=False,
+                                  immediate=True)
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line(old)
+        self.refresh_line(new)
 
     # --- content ------------------------------------------------------------
 
     def visible_keys(self) -> list[str]:
         top = int(self.scroll_y)
-        height = max(1, self.scrollable_content_region.height - self.header_height)
-        return self.order[top:top + height + 1]
+        return self.order[top:top + max(1, self.size.height) + 1]
 
     def render_rows(self, keys: list[str], cells_for: Callable[[str], dict[str, Text]]) -> int:
-        """Update only the cells that changed; returns how many changed."""
+        """Store new cells; re-render and refresh only rows that changed."""
         changed = 0
         for key in keys:
             old = self._cells.get(key)
             if old is None:
                 continue
-            for column, value in cells_for(key).items():
-                if old.get(column) != value:
-                    self.update_cell(key, column, value)
-                    old[column] = value
-                    changed += 1
+            new = cells_for(key)
+            if new != old:
+                self._cells[key] = new
+                self._strips.pop(key, None)
+                self.refresh_line(self._index[key])
+                changed += 1
         return changed
+
+    def render_line(self, y: int) -> Strip:
+        index = int(self.scroll_y) + y
+        width = self.size.width
+        base = self.rich_style
+        if index >= len(self.order):
+            return Strip.blank(width, base)
+        key = self.order[index]
+        strip = self._strips.get(key)
+        if strip is None:
+            line = join_cells(self._cells.get(key, {}), self.columns_now)
+            segments = list(line.render(self.app.console))
+            strip = Strip(segments).apply_style(base)
+            self._strips[key] = strip
+            self.rendered_rows += 1
+        if index == self.cursor_row:
+            strip = strip.apply_style(self.get_component_rich_style("targettable--cursor"))
+        x = int(self.scroll_x)
+        return strip.crop_extend(x, x + width, base)
+
+    # --- input --------------------------------------------------------------
+
+    def action_cursor(self, step: int) -> None:
+        self.move_cursor(self.cursor_row + step)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self.cursor_row + direction * max(1, self.size.height - 1))
+
+    def action_jump(self, row: int) -> None:
+        self.move_cursor(row if row >= 0 else len(self.order) - 1)
+
+    def action_select(self) -> None:
+        key = self.cursor_key()
+        if key is not None:
+            self.post_message(self.Selected(self, key))
+
+    def on_click(self, event: events.Click) -> None:
+        row = int(self.scroll_y) + event.y
+        if 0 <= row < len(self.order):
+            if row == self.cursor_row:
+                self.action_select()
+            else:
+                self.move_cursor(row, scroll=False)
 
     def on_resize(self, event: events.Resize) -> None:
         if self.on_resized is not None:
