@@ -184,3 +184,15 @@ async def test_run_headless_text_logs_transitions(tmp_path, web_server):
     joined = "".join(lines)
     assert "ok  PENDING -> UP" in joined
     assert "broken  PENDING -> DOWN: expected 2xx, got 503" in joined
+
+
+async def test_dashboard_without_a_terminal_points_to_headless(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    code, _, err = await monitor("--config", str(config), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "monitor run --headless" in err and "Traceback" not in err
+
+
+async def test_run_without_headless_is_refused(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    code, _, err = await monitor("run", "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "--headless" in err
