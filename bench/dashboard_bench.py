@@ -24,7 +24,8 @@ engine_bench.py (aiohttp on uvloop at 127.0.0.1, answers every path after 20 ms)
                  interval 1s): CPU %, RSS, bytes/s and the RTT p50/p99 each
                  reports.
 
-    python bench/dashboard_bench.py [--only terminal-cost|keypress|pingtop] [--seconds N] [--json]
+    python bench/dashboard_bench.py [--only terminal-cost|keypress|pingtop] [--seconds N]
+                                    [--repeat N] [--targets 1000 10000] [--json] [--save FILE]
 
 Every loop is bounded in count and time, there is an overall SIGALRM limit,
 and every exit path kills the private tmux server (with every session on it)
@@ -60,6 +61,10 @@ COLS, ROWS = 160, 50
 DELAY_MS = 20.0                 # the target server's answer delay: the true latency
 PINGTOP_VERSION = "0.5.0"
 SORT_CYCLE = ["status", "name", "latency", "uptime"]   # monitor.engine.query.SortMode
+
+
+class Overtime(BaseException):
+    """The overall limit (SIGALRM) ran out: nothing may catch this but main()."""
 
 
 def _load_engine_bench() -> Any:
@@ -170,7 +175,8 @@ class Sampler:
             out[f"{name}_cpu_pct"] = _r(pct, 1)
             known += pct or 0.0
         total = host1[1] - self.host0[1]
-        busy = 100.0 * (os.cpu_count() or 1) * (host1[0] - self.host0[0]) / total if total else None
+        cores = os.cpu_count() or 1
+        busy = 100.0 * cores * (host1[0] - self.host0[0]) / total if total else None
         out["host_busy_pct"] = _r(busy, 1)
         out["other_cpu_pct"] = None if busy is None else _r(max(0.0, busy - known), 1)
         return out
@@ -207,9 +213,14 @@ class Tmux:
         return int(out) if out.isdigit() else None
 
     def kill_server(self) -> None:
-        if self.started:
-            with suppress(Exception):
-                self.run("kill-server", timeout=5)
+        if not self.started:
+            return
+        with suppress(Exception):
+            self.run("kill-server", timeout=5)
+        # tmux leaves its socket file behind when killed; remove ours
+        base = os.environ.get("TMUX_TMPDIR") or "/tmp"
+        with suppress(OSError):
+            os.unlink(os.path.join(base, f"tmux-{os.getuid()}", self.socket))
 
 
 class Control:
@@ -243,7 +254,7 @@ class Control:
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError("tmux control client: no answer")
+                raise RuntimeError("tmux control client: no answer")
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 chunk = os.read(fd, 1 << 20)
@@ -349,6 +360,7 @@ class Bench:
         self.port = 0
         self.server_pid: int | None = None
         self.serial = 0
+        self.poll_periods: list[float] = []   # ms per screen poll while timing keys
 
     # -- setup and teardown
 
@@ -435,6 +447,10 @@ class Bench:
         if size.strip() != f"{COLS}x{ROWS}":
             raise RuntimeError(f"pane is {size.strip()}, not {COLS}x{ROWS}")
         pane = int(control.command(f"display-message -p -t {name} '#{{pane_pid}}'").strip())
+        for _ in range(100):               # until `env` has exec'd the program
+            if not _cmdline(pane).startswith("env "):
+                break
+            time.sleep(0.05)
         self._remember(pane)
         return name, control, pane
 
@@ -495,19 +511,29 @@ class Bench:
     # -- section 1: the terminal cost at 100 targets
 
     def terminal_cost(self) -> list[dict[str, Any]]:
+        """Pairs of (headless, dashboard) windows; the order alternates between pairs."""
         args = self.args
         config = self.http_config(100, "1s", "http100.toml")
-        rows = [self._headless(config), self._dashboard_window(config)]
-        base = rows[0].get("error_p99_ms")
-        for row in rows:
-            p99 = row.get("error_p99_ms")
-            row["p99_ratio"] = _r(p99 / base, 2) if p99 is not None and base else None
-        headless_cpu = rows[0].get("monitor_cpu_pct") or 0.0
-        dash = rows[1]
-        dash["dashboard_cost_pct"] = _r((dash.get("ui_cpu_pct") or 0.0)
-                                        + (dash.get("engine_cpu_pct") or 0.0) - headless_cpu, 1)
-        for row in rows:
-            row["warmup_s"] = args.warmup
+        rows: list[dict[str, Any]] = []
+        for pair in range(args.repeat):
+            if not args.json:
+                print(f"… terminal-cost: pair {pair + 1} of {args.repeat}", file=sys.stderr,
+                      flush=True)
+            if pair % 2 == 0:
+                headless = self._headless(config)
+                dash = self._dashboard_window(config)
+            else:
+                dash = self._dashboard_window(config)
+                headless = self._headless(config)
+            base = headless.get("error_p99_ms")
+            for row in (headless, dash):
+                p99 = row.get("error_p99_ms")
+                row["p99_ratio"] = _r(p99 / base, 2) if p99 is not None and base else None
+                row["pair"] = pair + 1
+            dash["dashboard_cost_pct"] = _r(
+                (dash.get("ui_cpu_pct") or 0.0) + (dash.get("engine_cpu_pct") or 0.0)
+                - (headless.get("monitor_cpu_pct") or 0.0), 1)
+            rows += [headless, dash]
         return rows
 
     def _headless(self, config: Path) -> dict[str, Any]:
@@ -524,7 +550,8 @@ class Bench:
             deadline = time.monotonic() + 30
             while out.stat().st_size == 0:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"headless monitor gave no result: {err.read_text()[-500:]}")
+                    raise RuntimeError("headless monitor gave no result: "
+                                       + err.read_text()[-500:])
                 time.sleep(0.1)
             time.sleep(args.warmup)
             sampler = Sampler({"monitor": proc.pid, "server": self.server_pid})
@@ -623,15 +650,16 @@ class Bench:
             phase("idle", lambda: time.sleep(args.idle_seconds), args.idle_seconds)
             for key in ("s", "g"):
                 times: list[float] = []
-                misses = 0
+                missed: list[int] = []
+                self.poll_periods.clear()
 
-                def presses(key: str = key) -> None:
-                    nonlocal misses
-                    for _ in range(args.presses):
+                def presses(key: str = key, times: list[float] = times,
+                            missed: list[int] = missed) -> None:
+                    for press in range(args.presses):
                         took = self._time_key(control, key)
                         if took is None:
                             control.check_alive()
-                            misses += 1
+                            missed.append(press)
                         else:
                             times.append(took)
                         time.sleep(args.gap)
@@ -639,12 +667,14 @@ class Bench:
                 hint = args.presses * (args.gap + 0.5)
                 phase(f"key {key}", presses, hint)
                 keys.append({"targets": count, "key": key, "presses": len(times),
-                             "misses": misses,
+                             "misses": len(missed),
                              "median_ms": _r(_percentile(times, 0.5), 1),
                              "p90_ms": _r(_percentile(times, 0.9), 1),
                              "max_ms": _r(max(times) if times else None, 1),
                              "min_ms": _r(min(times) if times else None, 1),
-                             "poll_ms": args.poll_ms, "all_ms": [round(t, 1) for t in times]})
+                             "poll_ms": args.poll_ms,
+                             "poll_period_ms": _r(_percentile(self.poll_periods, 0.5), 2),
+                             "all_ms": [round(t, 1) for t in times]})
         finally:
             self.close_pane(name, control, "q", [ui, worker])
         return phases, keys
@@ -671,9 +701,11 @@ class Bench:
         start = time.perf_counter()
         control.keys(key)
         limit = start + self.args.key_timeout
-        for _ in range(int(self.args.key_timeout / poll) + 10):
+        for polls in range(1, int(self.args.key_timeout / poll) + 10):
             if done(control.capture()):
-                return (time.perf_counter() - start) * 1000.0
+                took = time.perf_counter() - start
+                self.poll_periods.append(took / polls * 1000.0)
+                return took * 1000.0
             if time.perf_counter() > limit:
                 break
             time.sleep(poll)
@@ -693,7 +725,7 @@ class Bench:
         else:
             try:
                 out["rows"].append(self._pingtop_window(exe, hosts))
-            except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
+            except (RuntimeError, OSError, ValueError, KeyError) as exc:
                 out["problem"] = f"pingtop did not run: {exc}"
         config = self.icmp_config(hosts)
         out["rows"].append(self._monitor_icmp_window(config))
@@ -881,9 +913,10 @@ def facts() -> dict[str, Any]:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        out["commit"] = (commit or "unknown") + (" with local changes" if dirty else "")
+                                "--untracked-files=no", "--", "monitor", "pyproject.toml"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out["commit"] = (commit or "unknown") + (" with local changes to monitor/" if dirty
+                                                 else "")
     except OSError:
         out["commit"] = "unknown"
     try:
@@ -911,14 +944,14 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
            f"TERM=xterm-256color; warm-up {args.warmup:g} s, window {args.seconds:g} s.", ""]
     if "terminal-cost" in result:
         out += ["### 100 http targets at 1 probe/s: headless, then the dashboard", "",
-                "| run | probes | UI CPU % | engine CPU % | dashboard cost % | UI RSS MiB "
+                "| pair | run | probes | UI CPU % | engine CPU % | dashboard cost % | UI RSS MiB "
                 "| engine RSS MiB | error p50 ms | error p99 ms | p99 ratio | bytes/s to terminal "
                 "| tmux CPU % | server CPU % | other CPU % |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in result["terminal-cost"]:
             head = row["run"] == "headless"
             out.append(
-                f"| {row['run']} | {row['probes']} "
+                f"| {row['pair']} | {row['run']} | {row['probes']} "
                 f"| {'–' if head else _f(row.get('ui_cpu_pct'))} "
                 f"| {_f(row.get('monitor_cpu_pct') if head else row.get('engine_cpu_pct'))} "
                 f"| {_f(row.get('dashboard_cost_pct'))} "
@@ -932,13 +965,14 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
     if "keypress" in result:
         data = result["keypress"]
         out += ["### Keypress to frame, interval 60s (after every target's first result)", "",
-                "| targets | key | presses | median ms | p90 ms | min ms | max ms | poll ms |",
+                "| targets | key | presses | median ms | p90 ms | min ms | max ms "
+                "| resolution ms |",
                 "|---:|---|---:|---:|---:|---:|---:|---:|"]
         for row in data["keys"]:
             miss = f" (+{row['misses']} missed)" if row["misses"] else ""
             out.append(f"| {row['targets']} | `{row['key']}` | {row['presses']}{miss} "
                        f"| {_f(row['median_ms'])} | {_f(row['p90_ms'])} | {_f(row['min_ms'])} "
-                       f"| {_f(row['max_ms'])} | {_f(float(row['poll_ms']))} |")
+                       f"| {_f(row['max_ms'])} | {_f(row['poll_period_ms'], 2)} |")
         out += ["", "| targets | phase | seconds | UI CPU % | engine CPU % | UI RSS MiB "
                 "| UI peak RSS MiB | engine RSS MiB | bytes/s to terminal | tmux CPU % "
                 "| server CPU % | other CPU % |",
@@ -962,7 +996,8 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
         for row in data["rows"]:
             cpu = _f(row.get("cpu_pct"))
             if "ui_cpu_pct" in row:
-                cpu += f" (UI {_f(row.get('ui_cpu_pct'))} + engine {_f(row.get('engine_cpu_pct'))})"
+                cpu += (f" (UI {_f(row.get('ui_cpu_pct'))}"
+                        f" + engine {_f(row.get('engine_cpu_pct'))})")
             rss = _f(row.get("rss_mib"))
             if "ui_rss_mib" in row:
                 rss += f" (UI {_f(row['ui_rss_mib'])} + engine {_f(row['engine_rss_mib'])})"
@@ -983,7 +1018,7 @@ def overall_limit(args: argparse.Namespace, sections: list[str]) -> float:
     limit = 60.0
     window = args.warmup + args.seconds + 45.0
     if "terminal-cost" in sections:
-        limit += 2 * window
+        limit += 2 * window * args.repeat
     if "keypress" in sections:
         per_key = args.presses * (args.gap + args.key_timeout)
         limit += len(args.targets) * (120 + 90 + args.warmup + args.idle_seconds + 2 * per_key
@@ -1004,18 +1039,18 @@ def run(args: argparse.Namespace) -> int:
     limit = args.timeout or overall_limit(args, sections)
     result: dict[str, Any] = {"facts": facts(), "command": shlex.join(
         ["python", "bench/dashboard_bench.py", *sys.argv[1:]]), "settings": {
-        k: v for k, v in vars(args).items() if k not in ("json",)}, "limit_s": limit}
+        k: v for k, v in vars(args).items() if k not in ("json", "save")}, "limit_s": limit}
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
 
     def on_alarm(_signum: int, _frame: Any) -> None:
-        raise TimeoutError(f"benchmark exceeded its overall limit of {limit:.0f}s")
+        raise Overtime(f"benchmark exceeded its overall limit of {limit:.0f}s")
 
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
     bench = Bench(args, workdir)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, lambda *_: on_alarm(0, None))
-    signal.alarm(int(math.ceil(limit)))
+    signal.alarm(math.ceil(limit))
     try:
         bench.start_server(limit + 30.0)
         for section in SECTIONS:
@@ -1036,6 +1071,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"dashboard_bench: files kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -1055,6 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0,
                         help="warm-up before each window (5); keypress waits first for every "
                              "target's first result")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="terminal-cost: headless/dashboard pairs, order alternating (1)")
     parser.add_argument("--targets", type=int, nargs="+", default=[1000, 10000],
                         help="keypress: target counts (1000 10000)")
     parser.add_argument("--idle-seconds", type=float, default=15.0,
@@ -1077,13 +1116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="hard overall limit in seconds (default: from the workload)")
     parser.add_argument("--json", action="store_true", help="JSON instead of Markdown")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON result to FILE")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0 or args.presses < 1 or args.poll_ms <= 0 \
-            or min(args.targets) < 1:
-        parser.error("--seconds > 0, --warmup >= 0, --presses >= 1, --poll-ms > 0, --targets >= 1")
+            or min(args.targets) < 1 or args.repeat < 1:
+        parser.error("--seconds > 0, --warmup >= 0, --presses >= 1, --poll-ms > 0, "
+                     "--targets >= 1, --repeat >= 1")
     try:
         return run(args)
-    except (TimeoutError, RuntimeError) as exc:   # everything is cleaned up by then
+    except (Overtime, RuntimeError, TimeoutError) as exc:   # all cleaned up by then
         print(f"dashboard_bench: {exc}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,8 @@ from monitor.ui import format as fmt
 
 
 class SummaryBar(Static):
+    _shown: Text | None = None
+
     DEFAULT_CSS = """
     SummaryBar { height: 1; background: $panel; padding: 0 1; }
     """
@@ -31,4 +33,8 @@ class SummaryBar(Static):
         for extra in extras:
             if len(text) + len(extra) + 2 <= width - 2:
                 text.append("· " + extra + " ", style=palette.muted)
-        self.update(text)
+        if text != self._shown:
+            self._shown = text
+            # no layout pass: a one-line bar never changes size, and a layout
+            # repaints the table's scrollbar on every line (measured in bench/)
+            self.update(text, layout=False)

@@ -195,6 +195,12 @@ class TargetTable(ScrollView, can_focus=True):
     def get_row_index(self, key: str) -> int:
         return self._index[key]
 
+    def has_cells(self, key: str) -> bool:
+        return bool(self._cells.get(key))
+
+    def cells_of(self, key: str) -> dict[str, Text]:
+        return self._cells[key]
+
     def get_cell(self, key: str, column: str) -> Text:
         return self._cells[key].get(column, Text(""))
 
@@ -325,12 +331,21 @@ def row_cells(view: TargetView, columns: list[Column], now: float,
             cells[key] = Text(fmt.percent(loss, 0), style=style, justify="right")
         elif key == "uptime":
             cells[key] = Text(fmt.percent(summary.uptime_pct), justify="right")
-        elif key == "age":
-            started = last.started if last is not None else None
-            cells[key] = Text(fmt.age(None if started is None else now - started),
-                              style=palette.muted, justify="right")
-        elif key == "error":
-            cells[key] = error_cell(view, column.width, now, palette)
+    cells.update(age_cells(view, columns, now, palette))
+    return cells
+
+
+def age_cells(view: TargetView, columns: list[Column], now: float,
+              palette: fmt.Palette) -> dict[str, Text]:
+    """The cells that change with the clock alone: age, and "5m ago" errors."""
+    cells: dict[str, Text] = {}
+    for column in columns:
+        if column.key == "age":
+            started = view.last.started if view.last is not None else None
+            cells["age"] = Text(fmt.age(None if started is None else now - started),
+                                style=palette.muted, justify="right")
+        elif column.key == "error":
+            cells["error"] = error_cell(view, column.width, now, palette)
     return cells
 
 
