@@ -93,8 +93,18 @@ def table_rows(screen: str) -> list[str]:
 
 
 def pids_for(marker: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """Processes whose command line mentions `marker` (read from /proc: no pgrep needed)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in command and "tmux" not in command.split(" ", 1)[0]:
+            pids.append(int(entry.name))
+    return pids
 
 
 @pytest.fixture
