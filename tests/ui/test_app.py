@@ -15,6 +15,13 @@ from monitor.ui.widgets.targets import GROUP_PREFIX, TargetTable
 from tests.ui.conftest import make_app, populate
 
 
+async def show_board(app, pilot) -> None:
+    """The populated board, applied and drawn."""
+    populate(app)
+    app.flush()
+    await pilot.pause()
+
+
 def cell(app, name: str, column: str) -> str:
     return app.query_one(TargetTable).get_cell(name, column).plain
 
@@ -44,9 +51,7 @@ def text_of(widget) -> str:
 async def test_board_shows_each_target_with_state_and_reason(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         table = app.query_one(TargetTable)
         # status sort: worst first, paused last
         assert table.order == ["db-primary", "checkout", "api", "gateway", "resolver",
@@ -70,9 +75,7 @@ async def test_board_shows_each_target_with_state_and_reason(config_file: Path):
 async def test_updates_are_keyed_diffs_not_rebuilds(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         table = app.query_one(TargetTable)
         before = table.rendered_rows
         app.engine.result("api", latency=55.0, age=0.5)
@@ -109,9 +112,7 @@ async def test_offscreen_rows_cost_nothing_until_visible(config_file: Path, tmp_
 async def test_enter_opens_details_and_escape_returns(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         select(app, "checkout")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
@@ -151,9 +152,7 @@ async def test_detail_shows_certificate_facts(config_file: Path):
 async def test_probe_now_and_pause_resume_from_the_board(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         select(app, "db-primary")
         await pilot.press("r")
         assert app.engine.commands[-1] == ("probe_now", "db-primary")
@@ -172,9 +171,7 @@ async def test_probe_now_and_pause_resume_from_the_board(config_file: Path):
 async def test_filter_by_text_state_tag_and_group(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"down")
@@ -203,9 +200,7 @@ async def test_filter_by_text_state_tag_and_group(config_file: Path):
 async def test_sort_cycles_status_name_latency_uptime(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         table = app.query_one(TargetTable)
         await pilot.press("s")
         assert app.sort_mode.value == "name"
@@ -222,9 +217,7 @@ async def test_sort_cycles_status_name_latency_uptime(config_file: Path):
 async def test_group_toggle_adds_headings(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(120, 40)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         await pilot.press("g")
         await pilot.pause()
         order = app.query_one(TargetTable).order
@@ -272,9 +265,7 @@ async def test_keys_can_be_remapped_from_config(config_file: Path):
     text = config_file.read_text() + '\n[keys]\nprobe_now = "f5"\nquit = "ctrl+q"\n'
     app = make_app(config_file, text.replace("[keys]", "[keys]", 1))
     async with app.run_test(size=(100, 30)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         select(app, "db-primary")
         await pilot.press("r")
         assert ("probe_now", "db-primary") not in app.engine.commands
@@ -317,9 +308,7 @@ async def test_engine_errors_are_shown(config_file: Path):
 async def test_narrow_terminal_keeps_the_essentials(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(80, 24)) as pilot:
-        populate(app)
-        app.flush()
-        await pilot.pause()
+        await show_board(app, pilot)
         keys = [c.key for c in app.query_one(TargetTable).columns_now]
         assert keys == ["state", "name", "last", "trend", "uptime", "error"]
         await pilot.resize_terminal(200, 60)
