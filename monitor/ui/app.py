@@ -7,6 +7,7 @@ rows on screen, so rendering cost follows what is visible, not probe rate.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -154,7 +155,6 @@ class MonitorApp(App[int]):
     def _install_hangup_guards(self) -> None:
         """A dropped SSH session must not leave us spinning (Textual #6690)."""
         try:
-            import asyncio
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
         except (NotImplementedError, RuntimeError):
             pass

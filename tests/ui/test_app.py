@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from textual.command import CommandPalette
 from textual.widgets import Input, RichLog
 
 from monitor.engine.state import State
@@ -285,6 +286,10 @@ async def test_command_palette_lists_actions(config_file: Path):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for title in ("Details", "Probe", "Pause", "Sort", "Group", "Theme", "Filter", "Quit"):
             assert title in titles
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"sort", "enter")
+        await until(pilot, lambda: app.sort_mode.value == "name")   # ran the Sort action
 
 
 async def test_quit_stops_the_engine(config_file: Path):
