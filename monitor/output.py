@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -74,7 +73,3 @@ def json_line(obj: dict[str, Any]) -> str:
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
-
-def write(text: str, stream: TextIO = sys.stdout) -> None:
-    stream.write(text + "\n")
-    stream.flush()

@@ -64,10 +64,6 @@ def to_duration(value: Any) -> float:
     return parse_duration(value)
 
 
-def to_optional_duration(value: Any) -> float | None:
-    return parse_duration(value)
-
-
 def to_size(value: Any) -> int:
     return parse_size(value)
 
@@ -175,7 +171,7 @@ def describe_options(cls: type) -> list[tuple[str, str, str]]:
     for spec in dataclasses.fields(cls):
         convert = spec.metadata.get("convert")
         if spec.default is not dataclasses.MISSING and spec.default is not None \
-                and convert in (to_duration, to_optional_duration):
+                and convert is to_duration:
             default = format_duration(spec.default)
         elif spec.default is not dataclasses.MISSING and convert is to_size:
             default = f"{spec.default // 1024}KiB" if spec.default % 1024 == 0 else str(spec.default)

@@ -81,16 +81,6 @@ class Board:
             view.apply_transition(transition)
         return view
 
-    def replace_targets(self, targets: Iterable[Target], now: float) -> None:
-        views: dict[str, TargetView] = {}
-        for target in targets:
-            view = self.views.get(target.name)
-            if view is None:
-                view = TargetView(target, self.history, now)
-            view.target = target
-            views[target.name] = view
-        self.views = views
-
     def counts(self) -> dict[State, int]:
         counts = {state: 0 for state in State}
         for view in self.views.values():

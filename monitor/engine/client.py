@@ -79,16 +79,21 @@ class InProcessEngine:
         self.engine.replace_targets(config.targets, config.settings)
 
     async def _report_stats(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_total, last_at = 0, loop.time()
-        while True:
-            await asyncio.sleep(self._stats_every)
-            now = loop.time()
-            total = self.engine.probes_total
-            rate = (total - last_total) / max(1e-9, now - last_at)
-            last_total, last_at = total, now
-            self.listener.on_stats(EngineStats(total, self.engine.skips(),
-                                               self.engine.lag_ms(), rate))
+        await report_stats(self.engine, self._stats_every, self.listener.on_stats)
+
+
+async def report_stats(engine: Engine, every: float,
+                       callback: Callable[[EngineStats], None]) -> None:
+    """Every `every` seconds: totals, skips, lag and the probe rate since last time."""
+    loop = asyncio.get_running_loop()
+    last_total, last_at = 0, loop.time()
+    while True:
+        await asyncio.sleep(every)
+        now = loop.time()
+        total = engine.probes_total
+        rate = (total - last_total) / max(1e-9, now - last_at)
+        last_total, last_at = total, now
+        callback(EngineStats(total, engine.skips(), engine.lag_ms(), rate))
 
 
 class ProcessEngine:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 from monitor.config.durations import format_duration
@@ -66,6 +65,3 @@ async def run_probe(target: Target, ctx: ProbeContext, probe: Probe | None = Non
         checked_at=checked_at, started=timer.started, http_status=outcome.http_status,
         cert=outcome.cert, details=outcome.details)
 
-
-def monotonic() -> float:
-    return time.perf_counter()

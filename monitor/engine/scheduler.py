@@ -58,7 +58,6 @@ class Engine:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._lateness: deque[float] = deque(maxlen=512)
         self.probes_total = 0
-        self.started_at: float | None = None
         self._running = False
 
     # --- public API ---------------------------------------------------------
@@ -77,8 +76,6 @@ class Engine:
         return max(self._lateness, default=0.0) * 1000.0
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.started_at = loop.time()
         self._running = True
         count = max(1, len(self._targets))
         for index, target in enumerate(self._targets):

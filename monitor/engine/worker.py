@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from monitor.config import Config, ConfigError, load_config
+from monitor.engine.client import EngineStats, report_stats
 from monitor.engine.scheduler import Engine
 from monitor.engine.wire import result_to_wire, transition_to_wire
 
@@ -49,7 +50,8 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
         loop.add_signal_handler(sig, stop.set)
     await engine.start()
     tasks = [asyncio.create_task(_commands(engine, config, emit, stop)),
-             asyncio.create_task(_stats(engine, emit, stats_every)),
+             asyncio.create_task(report_stats(engine, stats_every,
+                                              lambda s: emit(_stats_message(s)))),
              asyncio.create_task(_flush(out))]
     try:
         await stop.wait()
@@ -75,17 +77,9 @@ async def _flush(out: Any) -> None:
             return
 
 
-async def _stats(engine: Engine, emit: Any, every: float) -> None:
-    loop = asyncio.get_running_loop()
-    last_total, last_at = 0, loop.time()
-    while True:
-        await asyncio.sleep(every)
-        now = loop.time()
-        total = engine.probes_total
-        emit({"t": "stats", "probes_total": total, "skips": engine.skips(),
-              "lag_ms": round(engine.lag_ms(), 3),
-              "probes_per_s": round((total - last_total) / max(1e-9, now - last_at), 2)})
-        last_total, last_at = total, now
+def _stats_message(stats: EngineStats) -> dict[str, Any]:
+    return {"t": "stats", "probes_total": stats.probes_total, "skips": stats.skips,
+            "lag_ms": round(stats.lag_ms, 3), "probes_per_s": round(stats.probes_per_s, 2)}
 
 
 async def _commands(engine: Engine, config: Config, emit: Any, stop: asyncio.Event) -> None:

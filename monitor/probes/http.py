@@ -16,7 +16,7 @@ import re
 import ssl
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -171,7 +171,6 @@ class _Trace:
     timer: PhaseTimer
     sent_at: float | None = None
     ssl_object: ssl.SSLObject | None = None
-    hosts: list[str] = field(default_factory=list)
 
 
 _current: ContextVar[_Trace | None] = ContextVar("monitor_http_trace", default=None)
@@ -244,16 +243,6 @@ def _session(ctx: ProbeContext, keepalive: bool, family: str) -> aiohttp.ClientS
         await session.close()
 
     return ctx.get(f"http:{'keepalive' if keepalive else 'fresh'}:{family}", make, close)
-
-
-def _ssl_context(ctx: ProbeContext, options: HttpOptions) -> ssl.SSLContext | bool:
-    def make() -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=options.ca_file)
-        if not options.verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-    return ctx.get(f"ssl:{options.verify_tls}:{options.ca_file}", make)
 
 
 # --- the probe -------------------------------------------------------------------
@@ -344,7 +333,8 @@ class HttpProbe(Probe):
     async def _send(self, session: aiohttp.ClientSession, method: str, url: URL,
                     headers: dict[str, str], body: str | None, o: HttpOptions,
                     ctx: ProbeContext, trace: _Trace) -> aiohttp.ClientResponse:
-        ssl_arg = _ssl_context(ctx, o) if url.scheme == "https" else None
+        ssl_arg = (net.shared_ssl_context(ctx, o.verify_tls, o.ca_file, None)
+                   if url.scheme == "https" else None)
         # ttfb runs from the request's start on a kept-alive connection, from
         # the end of connect/TLS on a new one (the connector moves the mark)
         trace.sent_at = time.perf_counter()
