@@ -31,6 +31,50 @@ ResultCallback = Callable[[ProbeResult], None]
 TransitionCallback = Callable[[Transition], None]
 
 
+class _Wake:
+    """A flag a target's task sleeps on until a deadline (probe-now, resume).
+
+    Cheaper than asyncio.timeout around Event.wait: a deadline that passes
+    resolves a future instead of cancelling the task, and the cancel path
+    was the engine's largest single cost at 100 probes/s.
+    """
+
+    __slots__ = ("_flag", "_waiter")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._flag = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def sleep_until(self, when: float | None) -> bool:
+        """Sleep until loop time `when` (None: until set); True if set. Clears the flag."""
+        if not self._flag:
+            loop = asyncio.get_running_loop()
+            if when is None or when > loop.time():
+                waiter = self._waiter = loop.create_future()
+                alarm = loop.call_at(when, _expire, waiter) if when is not None else None
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+                    if alarm is not None:
+                        alarm.cancel()
+        woken, self._flag = self._flag, False
+        return woken
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _Runtime:
     __slots__ = ("target", "probe", "tracker", "view", "task", "wake", "busy", "skips", "offset")
 
@@ -40,7 +84,7 @@ class _Runtime:
         self.view = view
         self.tracker = tracker
         self.task: asyncio.Task[None] | None = None
-        self.wake = asyncio.Event()
+        self.wake = _Wake()
         self.busy = False
         self.skips = 0
         self.offset = offset
@@ -193,7 +237,7 @@ class Engine:
             woken = await self._wait(rt, due)
             while rt.tracker.state is State.PAUSED:
                 rt.wake.clear()
-                await rt.wake.wait()
+                await rt.wake.sleep_until(None)
                 woken = True
             start = loop.time()
             if not woken:
@@ -214,17 +258,7 @@ class Engine:
 
     async def _wait(self, rt: _Runtime, due: float) -> bool:
         """Sleep until `due`; True if woken early by probe-now or resume."""
-        delay = due - self._now()
-        woken = rt.wake.is_set()
-        if delay > 0 and not woken:
-            try:
-                async with asyncio.timeout(delay):
-                    await rt.wake.wait()
-                woken = True
-            except TimeoutError:
-                pass
-        rt.wake.clear()
-        return woken
+        return await rt.wake.sleep_until(due)
 
     async def _probe(self, rt: _Runtime, recheck: bool) -> None:
         async with self._slots:

@@ -8,8 +8,13 @@ sendto, so time the reply spends waiting for the event loop is not counted
 Sockets: an unprivileged ICMP datagram socket when net.ipv4.ping_group_range
 allows it (the kernel owns the echo identifier and filters replies), else a
 raw socket (root or CAP_NET_RAW) with a random identifier, a kernel type
-filter and a BPF identifier filter so that concurrent probes don't wake each
-other for every echo reply on the host.
+filter and a BPF identifier filter so that replies to other programs' pings
+never wake us.
+
+One socket per address family serves every round of an engine (it lives in
+the ProbeContext): opening a socket and attaching its filters cost more CPU
+than the echo itself. Replies reach their round by sequence number, which
+each round reserves on the socket, and by a random cookie in the payload.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import functools
 import ipaddress
 import os
 import random
@@ -26,6 +32,7 @@ import statistics
 import struct
 import sys
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -75,7 +82,7 @@ _ERRORS6: dict[int, tuple[str, dict[int, str]]] = {
     4: ("parameter problem", {}),
 }
 
-# Identifiers of raw-socket probes running in this process: never two at once.
+# Identifiers of this process's raw sockets (one per engine and family): never two alike.
 _IDENTS_IN_USE: set[int] = set()
 
 
@@ -192,10 +199,18 @@ def echo_request(v6: bool, ident: int, seq: int, payload: bytes) -> bytes:
 
 @dataclass(slots=True)
 class Reply:
-    """One parsed packet about one of our echoes: a reply or an ICMP error."""
+    """One parsed packet about one of our echoes: a reply or an ICMP error.
+
+    `payload` starts the echo reply's data (where our cookie is); an error
+    quotes only the echo's header, so it has none.
+    """
 
     seq: int
     error: str | None = None
+    payload: bytes = b""
+
+    def is_for(self, cookie: bytes) -> bool:
+        return self.error is not None or self.payload.startswith(cookie)
 
 
 def error_text(v6: bool, kind: int, code: int) -> str | None:
@@ -206,8 +221,7 @@ def error_text(v6: bool, kind: int, code: int) -> str | None:
     return codes.get(code, summary if not code else f"{summary} (code {code})")
 
 
-def parse_packet(data: bytes, *, v6: bool, raw: bool, ident: int | None,
-                 cookie: bytes) -> Reply | None:
+def parse_packet(data: bytes, *, v6: bool, raw: bool, ident: int | None) -> Reply | None:
     """Parse what recvmsg returned; None when it is not about our echoes.
 
     IPv4 raw sockets return the IP header (stripped by IHL) and we verify the
@@ -225,9 +239,9 @@ def parse_packet(data: bytes, *, v6: bool, raw: bool, ident: int | None,
         return None
     kind, code, _, pid, seq = struct.unpack_from("!BBHHH", data)
     if kind == (ICMP6_ECHO_REPLY if v6 else ICMP_ECHO_REPLY):
-        if (ident is not None and pid != ident) or not data[8:].startswith(cookie):
+        if ident is not None and pid != ident:
             return None
-        return Reply(seq)
+        return Reply(seq, payload=data[8:16])
     reason = error_text(v6, kind, code)
     inner = _inner_echo(data[8:], v6)
     if reason is None or inner is None:
@@ -428,22 +442,139 @@ def _offender(addr: bytes) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- the shared socket
+
+class EchoSocket:
+    """One ICMP socket of one address family, shared by every round of an engine.
+
+    Rounds reserve a run of sequence numbers; the reader hands each reply to
+    the round that reserved its sequence, if the payload carries that round's
+    cookie (sequences are only 16 bits and wrap).
+    """
+
+    def __init__(self, family: int) -> None:
+        self.v6 = family == socket.AF_INET6
+        self.sock, self.raw = open_socket(family)
+        self.ident = _claim_ident() if self.raw else 0   # datagram sockets: the kernel's port
+        self.pending: dict[int, _Round] = {}
+        self._next_seq = random.getrandbits(16)
+        # one buffer for every read: a reply is at most an IP packet
+        self._buffer = bytearray(65536)
+        self._view = memoryview(self._buffer)
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        try:
+            self.stamps = _setup(self.sock, self.raw, self.v6, self.ident)
+            # many rounds' replies can land between two reads: room for thousands
+            _try_setsockopt(self.sock, socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(self.sock.fileno(), self.readable)
+            self._loop = weakref.ref(loop)
+        except BaseException:
+            self.close()
+            raise
+
+    def reserve(self, echoes: _Round) -> None:
+        """Give `echoes` `count` consecutive sequences no pending round holds."""
+        count = echoes.count
+        for _ in range(65536 // count + 1):
+            first = self._next_seq
+            self._next_seq = (first + count) & 0xFFFF
+            seqs = [(first + i) & 0xFFFF for i in range(count)]
+            if not any(seq in self.pending for seq in seqs):
+                echoes.first_seq = first
+                for seq in seqs:
+                    self.pending[seq] = echoes
+                return
+        raise ProbeFailure(f"too many ICMP echoes in flight ({len(self.pending)}): "
+                           "lower count or wait, or spread the targets' intervals")
+
+    def release(self, echoes: _Round) -> None:
+        for index in range(echoes.count):
+            seq = echoes.seq(index)
+            if self.pending.get(seq) is echoes:
+                del self.pending[seq]
+
+    def readable(self) -> None:
+        """Drain the socket and route each reply; called by the event loop."""
+        if not self.raw:
+            self.drain_errors()
+        sock, view = self.sock, self._view
+        while True:
+            try:
+                size, ancdata, _, source = sock.recvmsg_into([view], 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:   # an ICMP error reported once; its details are queued
+                if self.raw:
+                    return
+                self.drain_errors()
+                continue
+            now_mono = time.perf_counter_ns()
+            reply = parse_packet(bytes(view[:size]), v6=self.v6, raw=self.raw,
+                                 ident=self.ident if self.raw else None)
+            if reply is None:
+                continue
+            echoes = self.pending.get(reply.seq)
+            if echoes is None or not reply.is_for(echoes.cookie):
+                continue   # late (its round is over) or not ours
+            if reply.error and source:
+                reply.error += f" (from {source[0]})"
+            echoes.record(reply, kernel_time_ns(ancdata), now_mono)
+
+    def drain_errors(self) -> None:
+        """Empty the error queue: a non-empty one keeps the socket readable."""
+        while (replies := read_error_queue(self.sock, self.v6, len(self._buffer))) is not None:
+            for reply in replies:
+                echoes = self.pending.get(reply.seq)
+                if echoes is not None:
+                    echoes.record(reply, None, time.perf_counter_ns())
+
+    def close(self) -> None:
+        loop = self._loop() if self._loop is not None else None
+        if loop is not None and not loop.is_closed() and self.sock.fileno() != -1:
+            loop.remove_reader(self.sock.fileno())
+        for echoes in set(self.pending.values()):
+            echoes.settle()
+        self.pending.clear()
+        if self.raw:
+            _IDENTS_IN_USE.discard(self.ident)
+        self.sock.close()
+
+
+class EchoSockets:
+    """The shared sockets of one ProbeContext, opened on first use."""
+
+    def __init__(self) -> None:
+        self.by_family: dict[int, EchoSocket] = {}
+
+    def get(self, family: int) -> EchoSocket:
+        channel = self.by_family.get(family)
+        if channel is None:
+            channel = self.by_family[family] = EchoSocket(family)
+        return channel
+
+    async def close(self) -> None:
+        for channel in self.by_family.values():
+            channel.close()
+        self.by_family.clear()
+
+
+def echo_sockets(ctx: ProbeContext) -> EchoSockets:
+    return ctx.get("icmp.sockets", EchoSockets, EchoSockets.close)
+
+
 # ---------------------------------------------------------------- one round
 
-@dataclass
+@dataclass(eq=False)   # hashed by identity: the socket keeps a set of them
 class _Round:
-    """State of one round of echoes on one socket."""
+    """State of one round of echoes on a shared socket."""
 
-    sock: socket.socket
-    raw: bool
-    v6: bool
-    ident: int
-    first_seq: int
+    channel: EchoSocket
     cookie: bytes
     payload: bytes
     wait: float
     count: int
-    bufsize: int
+    first_seq: int = 0
     sent_mono: dict[int, int] = field(default_factory=dict)
     sent_real: dict[int, int] = field(default_factory=dict)
     rtts: dict[int, float] = field(default_factory=dict)
@@ -451,12 +582,24 @@ class _Round:
     stamps: dict[str, int] = field(default_factory=lambda: {"kernel": 0, "userspace": 0})
     done: asyncio.Future[None] | None = None
 
+    @property
+    def sock(self) -> socket.socket:
+        return self.channel.sock
+
+    @property
+    def raw(self) -> bool:
+        return self.channel.raw
+
+    @property
+    def v6(self) -> bool:
+        return self.channel.v6
+
     def seq(self, index: int) -> int:
         return (self.first_seq + index) & 0xFFFF
 
     def send(self, index: int, address: tuple[Any, ...]) -> None:
         seq = self.seq(index)
-        packet = echo_request(self.v6, self.ident, seq, self.payload)
+        packet = echo_request(self.v6, self.channel.ident, seq, self.payload)
         # Both stamps as late as possible: the monotonic one bounds the RTT, and
         # the realtime one is in the same clock domain as the kernel's receive
         # stamp (SO_TIMESTAMPNS is CLOCK_REALTIME), the one place we need it.
@@ -469,40 +612,12 @@ class _Round:
             self.check_done()
 
     def transmit(self, packet: bytes, address: tuple[Any, ...]) -> None:
-        self.sock.sendto(packet, address)
-
-    def readable(self) -> None:
-        """Drain the socket; called by the event loop."""
-        if not self.raw:
-            self.drain_errors()
-        while True:
-            try:
-                data, ancdata, _, source = self.sock.recvmsg(self.bufsize, 64)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:   # an ICMP error reported once; its details are queued
-                if self.raw:
-                    return
-                self.drain_errors()
-                continue
-            now_mono = time.perf_counter_ns()
-            reply = parse_packet(data, v6=self.v6, raw=self.raw,
-                                 ident=self.ident if self.raw else None, cookie=self.cookie)
-            if reply is not None:
-                if reply.error and source:
-                    reply.error += f" (from {source[0]})"
-                self.record(reply, kernel_time_ns(ancdata), now_mono)
-
-    def drain_errors(self) -> None:
-        """Empty the error queue: a non-empty one keeps the socket readable."""
-        while (replies := read_error_queue(self.sock, self.v6, self.bufsize)) is not None:
-            for reply in replies:
-                self.record(reply, None, time.perf_counter_ns())
+        self.channel.sock.sendto(packet, address)
 
     def record(self, reply: Reply, kernel_ns: int | None, now_mono: int) -> None:
         seq = reply.seq
         if seq not in self.sent_mono or seq in self.rtts or seq in self.errors:
-            return   # not ours, a duplicate, or already settled
+            return   # not sent yet, a duplicate, or already settled
         if reply.error:
             self.errors[seq] = reply.error
         else:
@@ -524,8 +639,12 @@ class _Round:
         return upper_ns, "userspace"
 
     def check_done(self) -> None:
-        if (self.done is not None and not self.done.done()
-                and len(self.rtts) + len(self.errors) >= self.count):
+        if len(self.rtts) + len(self.errors) >= self.count:
+            self.settle()
+
+    def settle(self) -> None:
+        """End the wait: every echo is answered, time is up, or the socket closed."""
+        if self.done is not None and not self.done.done():
             self.done.set_result(None)
 
     def rtts_in_order(self) -> list[float | None]:
@@ -552,6 +671,7 @@ def _fit_problem(opts: IcmpOptions, timeout: float) -> str | None:
 class IcmpProbe(Probe):
     kind: ClassVar[str] = "icmp"
     Options: ClassVar[type] = IcmpOptions
+    _literal: tuple[int, tuple[Any, ...]] | None = None   # host is an IP: resolved once
 
     @classmethod
     def check_options(cls, options: IcmpOptions) -> list[tuple[str, str]]:
@@ -579,18 +699,14 @@ class IcmpProbe(Probe):
         loop = asyncio.get_running_loop()
         budget_end = loop.time() + self._budget()
         family, address = await self._resolve(timer)
-        v6 = family == socket.AF_INET6
-        sock, raw = open_socket(family)
-        ident = _claim_ident() if raw else 0   # datagram sockets: the kernel's port
+        channel = echo_sockets(ctx).get(family)
+        echoes = self._round(channel)
+        channel.reserve(echoes)
         try:
-            echoes = self._round(sock, raw, v6, ident)
-            stamps = _setup(sock, raw, v6, ident)
             await self._exchange(loop, echoes, address, budget_end)
         finally:
-            if raw:
-                _IDENTS_IN_USE.discard(ident)
-            sock.close()
-        return self._outcome(echoes, address, raw, stamps)
+            channel.release(echoes)
+        return self._outcome(echoes, address)
 
     @classmethod
     def check_timing(cls, options: IcmpOptions, timeout: float) -> list[tuple[str, str]]:
@@ -607,10 +723,12 @@ class IcmpProbe(Probe):
         return _budget_for(opts, self.target.timeout)
 
     async def _resolve(self, timer: PhaseTimer) -> tuple[int, tuple[Any, ...]]:
+        if self._literal is not None:
+            return self._literal
         opts: IcmpOptions = self.options
         host = opts.host.strip("[]")
         try:
-            literal = ipaddress.ip_address(host)
+            ipaddress.ip_address(host)
         except ValueError:
             family = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}.get(
                 opts.family, socket.AF_UNSPEC)
@@ -620,9 +738,8 @@ class IcmpProbe(Probe):
             if not infos:
                 raise ProbeFailure(f"DNS lookup failed: no address for {host}") from None
             return infos[0][0], infos[0][4]
-        if literal.version == 4:
-            return socket.AF_INET, (str(literal), 0)
-        return socket.AF_INET6, (str(literal), 0, 0, _scope_id(literal))
+        self._literal = _literal_address(host)
+        return self._literal
 
     async def _lookup(self, loop: asyncio.AbstractEventLoop, host: str,
                       family: int) -> list[Any]:
@@ -635,16 +752,18 @@ class IcmpProbe(Probe):
                 raise ProbeFailure(f"DNS lookup failed: no {label} address for {host}") from None
             raise ProbeFailure(describe_error(exc)) from None
 
-    def _round(self, sock: socket.socket, raw: bool, v6: bool, ident: int) -> _Round:
+    def _round(self, channel: EchoSocket) -> _Round:
         opts: IcmpOptions = self.options
         # A random cookie leads the payload, so a reply is matched by identifier,
-        # sequence and content (identifiers are only 16 bits).
+        # sequence and content (identifiers and sequences are only 16 bits).
         cookie = random.randbytes(min(8, opts.payload_size))
-        payload = cookie + bytes(i & 0xFF for i in range(opts.payload_size - len(cookie)))
-        return _Round(sock=sock, raw=raw, v6=v6, ident=ident,
-                      first_seq=random.getrandbits(16), cookie=cookie, payload=payload,
-                      wait=opts.wait, count=opts.count,
-                      bufsize=opts.payload_size + 8 + 60 + 1280)
+        return _Round(channel=channel, cookie=cookie, payload=cookie + self._padding,
+                      wait=opts.wait, count=opts.count)
+
+    @functools.cached_property
+    def _padding(self) -> bytes:
+        size = self.options.payload_size
+        return bytes(i & 0xFF for i in range(size - min(8, size)))
 
     async def _exchange(self, loop: asyncio.AbstractEventLoop, echoes: _Round,
                         address: tuple[Any, ...], budget_end: float) -> None:
@@ -652,8 +771,6 @@ class IcmpProbe(Probe):
         arrived or run out of wait (or the budget ends)."""
         opts: IcmpOptions = self.options
         echoes.done = loop.create_future()
-        fd = echoes.sock.fileno()
-        loop.add_reader(fd, echoes.readable)
         try:
             start = loop.time()
             for index in range(opts.count):
@@ -661,22 +778,24 @@ class IcmpProbe(Probe):
                 if delay > 0:   # an absolute schedule: a late wake-up does not add up
                     await asyncio.sleep(delay)
                 echoes.send(index, address)
-            last_sent = loop.time()
-            remaining = min(last_sent + opts.wait, budget_end) - loop.time()
-            if not echoes.done.done() and remaining > 0:
-                await asyncio.wait([echoes.done], timeout=remaining)
-            echoes.readable()   # replies the loop has not dispatched yet still count
+            deadline = min(loop.time() + opts.wait, budget_end)
+            if not echoes.done.done() and deadline > loop.time():
+                timer = loop.call_at(deadline, echoes.settle)
+                try:
+                    await echoes.done
+                finally:
+                    timer.cancel()
+            echoes.channel.readable()   # replies the loop has not dispatched yet still count
         finally:
-            loop.remove_reader(fd)
             if not echoes.done.done():
                 echoes.done.cancel()
 
-    def _outcome(self, echoes: _Round, address: tuple[Any, ...], raw: bool,
-                 stamps: str) -> Outcome:
+    def _outcome(self, echoes: _Round, address: tuple[Any, ...]) -> Outcome:
         opts: IcmpOptions = self.options
         details = ping_stats(echoes.rtts_in_order())
-        details.update(address=address[0], socket="raw" if raw else "dgram",
-                       timestamps=echoes.stamp_source() if echoes.rtts else stamps)
+        details.update(address=address[0], socket="raw" if echoes.raw else "dgram",
+                       timestamps=echoes.stamp_source() if echoes.rtts
+                       else echoes.channel.stamps)
         errors = sorted(set(echoes.errors.values()))
         if errors:
             details["errors"] = errors
@@ -689,6 +808,13 @@ class IcmpProbe(Probe):
             degraded += f": {'; '.join(errors)}"
         # median, as SmokePing draws it: one slow echo in a round does not move it
         return Outcome(latency_ms=details["median_ms"], degraded=degraded, details=details)
+
+
+def _literal_address(host: str) -> tuple[int, tuple[Any, ...]]:
+    literal = ipaddress.ip_address(host)
+    if literal.version == 4:
+        return socket.AF_INET, (str(literal), 0)
+    return socket.AF_INET6, (str(literal), 0, 0, _scope_id(literal))
 
 
 def _scope_id(address: ipaddress.IPv6Address) -> int:

@@ -62,7 +62,11 @@ def make_target(host: str = "127.0.0.1", timeout: float = 5.0, **options: Any) -
 
 
 async def probe(host: str = "127.0.0.1", **options: Any):
-    return await run_probe(make_target(host, **options), ProbeContext())
+    ctx = ProbeContext()
+    try:
+        return await run_probe(make_target(host, **options), ctx)
+    finally:
+        await ctx.close()
 
 
 # ------------------------------------------------------------ loss and errors on demand
@@ -138,10 +142,19 @@ def ipv4_error(kind: int, code: int, quoted_echo: bytes) -> bytes:
 COOKIE = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 
 
+def parse(data: bytes, v6: bool = False, raw: bool = True,
+          ident: int | None = 77) -> Reply | None:
+    """parse_packet, then the cookie check the shared socket makes per round."""
+    reply = icmp.parse_packet(data, v6=v6, raw=raw, ident=ident)
+    if reply is None or not reply.is_for(COOKIE):
+        return None
+    return Reply(reply.seq, reply.error)
+
+
 @pytest.mark.parametrize("ihl", [5, 6])
 def test_parse_ipv4_raw_reply_strips_header_by_ihl(ihl: int) -> None:
     data = ipv4(echo_reply(False, 77, 9, COOKIE + b"pad"), ihl=ihl)
-    assert icmp.parse_packet(data, v6=False, raw=True, ident=77, cookie=COOKIE) == Reply(9)
+    assert parse(data) == Reply(9)
 
 
 def test_parse_ignores_what_is_not_ours() -> None:
@@ -152,32 +165,32 @@ def test_parse_ignores_what_is_not_ours() -> None:
     corrupt[-1] ^= 0xFF
     own_request = ipv4(icmp.echo_request(False, 77, 9, COOKIE))  # loopback shows it too
     for data in (other_id, other_cookie, bytes(corrupt), own_request, b"", ipv4(b"\0" * 4)):
-        assert icmp.parse_packet(data, v6=False, raw=True, ident=77, cookie=COOKIE) is None
+        assert parse(data) is None
 
 
 def test_parse_icmp_errors_about_our_echo() -> None:
     echo = icmp.echo_request(False, 77, 12, COOKIE)
     data = ipv4(ipv4_error(3, 1, echo), src="192.0.2.1")
-    assert icmp.parse_packet(data, v6=False, raw=True, ident=77, cookie=COOKIE) == Reply(
+    assert parse(data) == Reply(
         12, "host unreachable")
     ttl = ipv4(ipv4_error(11, 0, echo))
-    assert icmp.parse_packet(ttl, v6=False, raw=True, ident=77, cookie=COOKIE).error == (
+    assert parse(ttl).error == (
         "TTL exceeded in transit")
     others = ipv4(ipv4_error(3, 1, icmp.echo_request(False, 78, 12, COOKIE)))
-    assert icmp.parse_packet(others, v6=False, raw=True, ident=77, cookie=COOKIE) is None
+    assert parse(others) is None
 
 
 def test_parse_ipv6_and_datagram_packets() -> None:
     reply = echo_reply(True, 77, 3, COOKIE)
-    assert icmp.parse_packet(reply, v6=True, raw=True, ident=77, cookie=COOKIE) == Reply(3)
+    assert parse(reply, v6=True) == Reply(3)
     echo = icmp.echo_request(True, 77, 4, COOKIE)
     inner = struct.pack("!IHBB", 6 << 28, len(echo), 58, 64) + bytes(32) + echo
     error = struct.pack("!BBHI", 1, 4, 0, 0) + inner
-    assert icmp.parse_packet(error, v6=True, raw=True, ident=77, cookie=COOKIE) == Reply(
+    assert parse(error, v6=True) == Reply(
         4, "port unreachable")
     # datagram sockets: no IP header, the kernel already matched the identifier
     plain = echo_reply(False, 5555, 8, COOKIE)
-    assert icmp.parse_packet(plain, v6=False, raw=False, ident=None, cookie=COOKIE) == Reply(8)
+    assert parse(plain, raw=False, ident=None) == Reply(8)
 
 
 def test_kernel_timestamp_from_ancillary_data() -> None:
@@ -399,8 +412,7 @@ async def test_icmp_unreachable_is_a_human_reason(
     assert result.details["errors"] == [expected]
 
 
-@root
-async def test_cancellation_closes_the_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+def count_sockets(monkeypatch: pytest.MonkeyPatch) -> list[socket.socket]:
     opened: list[socket.socket] = []
     original = icmp.open_socket
 
@@ -410,14 +422,93 @@ async def test_cancellation_closes_the_socket(monkeypatch: pytest.MonkeyPatch) -
         return sock, raw
 
     monkeypatch.setattr(icmp, "open_socket", spy)
-    patch_transmit(monkeypatch.setattr, drop={0, 1, 2})
-    task = asyncio.create_task(probe(count=3, wait=2.0))
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert opened and opened[0].fileno() == -1
+    return opened
+
+
+@root
+async def test_one_socket_serves_every_round_of_an_engine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = count_sockets(monkeypatch)
+    ctx = ProbeContext()
+    hosts = [f"127.0.0.{i}" for i in range(1, 31)]
+    try:
+        for _ in range(2):   # a second wave reuses the socket
+            results = await asyncio.gather(*(
+                run_probe(make_target(host, count=3), ctx) for host in hosts))
+            for host, result in zip(hosts, results, strict=True):
+                assert_clean_round(result, 3, host)
+        assert len(opened) == 1 and opened[0].fileno() != -1
+        assert not icmp.echo_sockets(ctx).get(socket.AF_INET).pending
+    finally:
+        await ctx.close()
+    assert opened[0].fileno() == -1
     assert not icmp._IDENTS_IN_USE
+
+
+@root
+async def test_cancellation_releases_the_round_and_close_the_socket(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = count_sockets(monkeypatch)
+    patch_transmit(monkeypatch.setattr, drop={0, 1, 2})
+    ctx = ProbeContext()
+    try:
+        task = asyncio.create_task(run_probe(make_target(count=3, wait=2.0), ctx))
+        await asyncio.sleep(0.1)
+        channel = icmp.echo_sockets(ctx).get(socket.AF_INET)
+        assert len(channel.pending) == 3
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not channel.pending and opened[0].fileno() != -1
+    finally:
+        await ctx.close()
+    assert opened[0].fileno() == -1
+    assert not icmp._IDENTS_IN_USE
+
+
+@root
+async def test_closing_the_context_ends_rounds_in_flight(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    patch_transmit(monkeypatch.setattr, drop={0})
+    ctx = ProbeContext()
+    task = asyncio.create_task(run_probe(make_target(count=1, wait=5.0), ctx))
+    await asyncio.sleep(0.1)
+    began = time.perf_counter()
+    await ctx.close()
+    result = await asyncio.wait_for(task, 2.0)
+    assert time.perf_counter() - began < 2.0
+    assert (result.status, result.reason) == (Status.DOWN, "100% packet loss (1 sent)")
+
+
+@root
+async def test_sequences_never_overlap_a_pending_round_and_run_out_cleanly() -> None:
+    ctx = ProbeContext()
+    try:
+        channel = icmp.echo_sockets(ctx).get(socket.AF_INET)
+
+        def round_of(count: int) -> icmp._Round:
+            return icmp._Round(channel=channel, cookie=COOKIE, payload=COOKIE, wait=1.0,
+                               count=count)
+
+        held = round_of(100)
+        channel.reserve(held)
+        mine = {held.seq(i) for i in range(100)}
+        channel._next_seq = (held.first_seq + 50) & 0xFFFF   # as if the counter wrapped
+        other = round_of(10)
+        channel.reserve(other)
+        assert not mine & {other.seq(i) for i in range(10)}
+        channel.release(other)
+        rounds = [held]
+        with pytest.raises(icmp.ProbeFailure, match="too many ICMP echoes in flight"):
+            for _ in range(700):
+                rounds.append(round_of(100))
+                channel.reserve(rounds[-1])
+        assert len(channel.pending) == 65500   # every 100-run that fits, none shared
+        for echoes in rounds:
+            channel.release(echoes)
+        assert not channel.pending
+    finally:
+        await ctx.close()
 
 
 # ------------------------------------------------------------ subprocesses
