@@ -109,15 +109,20 @@ class MonitorApp(App[int]):
     # --- setup ----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield SummaryBar(id="summary")
-        yield FilterInput(placeholder="filter: name, down, tag:x, group:x, kind:http",
-                          id="filter")
-        header = TargetHeader(id="header")
-        table = TargetTable(id="targets")
-        table.header = header
-        yield header
-        yield table
-        yield RichLog(id="events", max_lines=500, wrap=False, markup=False)
+        # Kept as attributes: the refresh cycle runs several times a second and
+        # must not depend on the DOM (a query during shutdown finds nothing).
+        self.summary = SummaryBar(id="summary")
+        self.filter_box = FilterInput(placeholder="filter: name, down, tag:x, group:x, kind:http",
+                                      id="filter")
+        self.header = TargetHeader(id="header")
+        self.table = TargetTable(id="targets")
+        self.table.header = self.header
+        self.events = RichLog(id="events", max_lines=500, wrap=False, markup=False)
+        yield self.summary
+        yield self.filter_box
+        yield self.header
+        yield self.table
+        yield self.events
         yield Footer(compact=True, show_command_palette=False)
 
     async def on_mount(self) -> None:
@@ -134,7 +139,7 @@ class MonitorApp(App[int]):
                         timeout=10)
         if self.config.keys:
             self.set_keymap(self.config.keys)
-        table = self.query_one(TargetTable)
+        table = self.table
         table.on_scrolled = self._render_visible
         table.on_resized = self._on_table_resized
         self._fit(self.size.height)
@@ -174,14 +179,15 @@ class MonitorApp(App[int]):
 
     def flush(self) -> None:
         """Apply queued results, then redraw what changed on screen."""
-        inbox, board = self.inbox, self.board
-        table = self.query_one(TargetTable)
+        inbox, board, table = self.inbox, self.board, self.table
+        if not table.is_attached:
+            return   # shutting down: the screen is being taken apart
         touched: set[str] = set()
         while inbox.results:
             result = inbox.results.popleft()
             if board.apply_result(result) is not None:
                 touched.add(result.name)
-        log = self.query_one("#events", RichLog)
+        log = self.events
         moved = bool(inbox.transitions)   # a state change re-sorts and re-filters at once
         while inbox.transitions:
             transition = inbox.transitions.popleft()
@@ -210,7 +216,7 @@ class MonitorApp(App[int]):
                 refresh(touched)
 
     def _render_visible(self, all_visible: bool = True) -> None:
-        table = self.query_one(TargetTable)
+        table = self.table
         now = self.clock()
         keys = table.visible_keys()
         dirty = {k for k in keys if k in table.dirty}
@@ -249,11 +255,11 @@ class MonitorApp(App[int]):
             if group is not None:
                 order.append(GROUP_PREFIX + group)
             order += [v.target.name for v in views]
-        table = self.query_one(TargetTable)
+        table = self.table
         table.show(order)
 
     def _relayout(self, width: int | None = None) -> None:
-        table = self.query_one(TargetTable)
+        table = self.table
         table.set_columns(layout(width or table.size.width or self.size.width, self.grouped))
 
     def on_resize(self, event: events.Resize) -> None:
@@ -261,7 +267,7 @@ class MonitorApp(App[int]):
 
     def _fit(self, height: int) -> None:
         """Short terminals (80x24) give the rows more room than the event log."""
-        self.query_one("#events").styles.height = 5 if height < 30 else 8
+        self.events.styles.height = 5 if height < 30 else 8
 
     def _on_table_resized(self, width: int) -> None:
         self._relayout(width)
@@ -278,7 +284,7 @@ class MonitorApp(App[int]):
             extra.append(f"filter “{self.filter.text}”")
         if self.sort_mode is not SortMode.STATUS:
             extra.append(f"sort {self.sort_mode.value}")
-        self.query_one(SummaryBar).show(self.board.counts(), self._uptime, self.inbox.stats,
+        self.summary.show(self.board.counts(), self._uptime, self.inbox.stats,
                                         self.palette, self.size.width, extra)
 
     def _event_line(self, t: Transition) -> Text:
@@ -299,7 +305,7 @@ class MonitorApp(App[int]):
     def _on_theme_changed(self, _theme: object) -> None:
         self._set_palette()
         themes.save_theme(self.theme)
-        table = self.query_one(TargetTable)
+        table = self.table
         table.dirty |= set(table.order)
         self._show_summary()
         self._render_visible()
@@ -307,7 +313,7 @@ class MonitorApp(App[int]):
     # --- actions ----------------------------------------------------------------
 
     def selected_name(self) -> str | None:
-        key = self.query_one(TargetTable).cursor_key()
+        key = self.table.cursor_key()
         return None if key is None or key.startswith(GROUP_PREFIX) else key
 
     def action_details(self) -> None:
@@ -337,14 +343,14 @@ class MonitorApp(App[int]):
             self.engine.pause(name)
 
     def action_filter(self) -> None:
-        box = self.query_one(FilterInput)
+        box = self.filter_box
         box.add_class("shown")
         box.focus()
 
     def action_close_filter(self) -> None:
-        box = self.query_one(FilterInput)
+        box = self.filter_box
         box.remove_class("shown")
-        self.query_one(TargetTable).focus()
+        self.table.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -377,7 +383,7 @@ class MonitorApp(App[int]):
         self.notify(f"theme: {self.theme}", timeout=1.5)
 
     def action_toggle_events(self) -> None:
-        self.query_one("#events").toggle_class("hidden")
+        self.events.toggle_class("hidden")
 
     def action_help(self) -> None:
         from monitor.ui.screens.help import HelpScreen

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 from monitor.config import parse_config
 from monitor.engine.state import State
@@ -102,3 +104,29 @@ def populate(app: MonitorApp) -> FakeEngine:
                 "connection refused", minutes=5)
     engine.stats()
     return engine
+
+
+async def footer_drawn(pilot) -> None:
+    """The footer fills in its keys a few messages after a screen is pushed:
+    wait for them (bounded), or a snapshot may catch an empty footer."""
+    if not pilot.app.screen.query(Footer):
+        await pilot.pause()
+        return
+    for _ in range(250):
+        await pilot.pause(0.02)
+        keys = pilot.app.screen.query(FooterKey)
+        if keys and all(key.region.width for key in keys):
+            await pilot.pause()   # laid out; one more for the paint
+            return
+    raise AssertionError("the footer never showed its keys")
+
+
+async def screen_ready(pilot, kind: type) -> None:
+    """Wait (bounded) until a pushed screen of `kind` is active and drawn."""
+    for _ in range(100):
+        if isinstance(pilot.app.screen, kind):
+            break
+        await pilot.pause(0.02)
+    else:
+        raise AssertionError(f"{kind.__name__} never became the active screen")
+    await footer_drawn(pilot)

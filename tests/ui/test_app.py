@@ -13,7 +13,7 @@ from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.screens.help import HelpScreen
 from monitor.ui.themes import saved_theme
 from monitor.ui.widgets.targets import GROUP_PREFIX, TargetTable
-from tests.ui.conftest import make_app, populate
+from tests.ui.conftest import make_app, populate, screen_ready
 
 
 async def show_board(app, pilot) -> None:
@@ -116,8 +116,7 @@ async def test_enter_opens_details_and_escape_returns(config_file: Path):
         await show_board(app, pilot)
         select(app, "checkout")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await pilot.pause()
+        await screen_ready(pilot, DetailScreen)
         screen = app.screen
         assert isinstance(screen, DetailScreen) and screen.target_name == "checkout"
         title = str(screen.query_one("#title").render())
@@ -144,8 +143,7 @@ async def test_detail_shows_certificate_facts(config_file: Path):
         await pilot.pause()
         select(app, "api")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
-        await pilot.pause()
+        await screen_ready(pilot, DetailScreen)
         cert = text_of(app.screen.query_one("#cert"))
         assert "CN=Test CA" in cert and "41.5 days" in cert
 
@@ -252,8 +250,7 @@ async def test_help_lists_every_binding_and_closes(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        await pilot.pause()
+        await screen_ready(pilot, HelpScreen)
         text = " ".join(text_of(w) for w in app.screen.query("Static"))
         for words in ("Probe the selected target now", "Pause or resume", "Filter by",
                       "Sort by", "Group rows", "next theme", "Quit"):

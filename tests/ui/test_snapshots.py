@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.ui.widgets.targets import TargetTable
-from tests.ui.conftest import make_app, populate
+from tests.ui.conftest import footer_drawn, make_app, populate
 
 SIZES = [(80, 24), (120, 40)]
 THEMES = ["monitor-dark", "monitor-light"]
@@ -31,7 +31,7 @@ def prepare(theme: str, detail: str | None = None):
             await pilot.press("enter")
             await pilot.pause()
         app.clear_notifications()
-        await pilot.pause()
+        await footer_drawn(pilot)
     return run_before
 
 

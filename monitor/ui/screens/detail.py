@@ -36,40 +36,52 @@ class DetailScreen(Screen[None]):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.target_name = name
+        self._composed = False   # set in on_mount, once the boxes exist
+        self._drawn = False
 
     def compose(self) -> ComposeResult:
-        yield Static(id="title")
-        yield LatencyChart(id="chart")
+        # Kept as attributes: the app's refresh cycle updates them several times
+        # a second, also while the screen is being taken apart at exit.
+        self.title_line = Static(id="title")
+        self.chart = LatencyChart(id="chart")
+        self.boxes = {key: Static(id=key, classes="box")
+                      for key in ("stats", "phases", "cert", "events", "config")}
+        yield self.title_line
+        yield self.chart
         with VerticalScroll():
             with Horizontal(id="columns"):
-                yield Static(id="stats", classes="box")
-                yield Static(id="phases", classes="box")
+                yield self.boxes["stats"]
+                yield self.boxes["phases"]
             with Horizontal(id="columns2"):
-                yield Static(id="cert", classes="box")
-                yield Static(id="events", classes="box")
-            yield Static(id="config", classes="box")
+                yield self.boxes["cert"]
+                yield self.boxes["events"]
+            yield self.boxes["config"]
         yield Footer(compact=True, show_command_palette=False)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.height)
 
     def _fit(self, height: int) -> None:
-        self.query_one(LatencyChart).styles.height = 6 if height < 30 else 12
+        self.chart.styles.height = 6 if height < 30 else 12
 
     def on_mount(self) -> None:
+        self._composed = True
         self._fit(self.app.size.height)
-        for box, title in (("#stats", "Statistics"), ("#phases", "Phases"),
-                           ("#cert", "Certificate / details"), ("#events", "Recent events"),
-                           ("#config", "Config")):
-            self.query_one(box).border_title = title
+        for box, title in (("stats", "Statistics"), ("phases", "Phases"),
+                           ("cert", "Certificate / details"), ("events", "Recent events"),
+                           ("config", "Config")):
+            self.boxes[box].border_title = title
         self.refresh_from_board({self.target_name})
-        self.query_one("#config", Static).update(self._config_text())
+        self.boxes["config"].update(self._config_text())
 
     @property
     def view(self) -> TargetView | None:
         return self.app.board.views.get(self.target_name)  # type: ignore[attr-defined]
 
     def refresh_from_board(self, touched: set[str]) -> None:
+        # the app's refresh cycle may call before compose is done or during shutdown
+        if not self._composed or not self.is_attached:
+            return
         view = self.view
         if view is None:
             self.app.pop_screen()
@@ -82,15 +94,15 @@ class DetailScreen(Screen[None]):
                               (view.target.name, "bold"), "  ",
                               (f"{view.target.kind} {shown}  {view.state.value} for {since}",
                                palette.muted))
-        self.query_one("#title", Static).update(title)
-        if self.target_name not in touched and self.is_mounted and getattr(self, "_drawn", False):
+        self.title_line.update(title)
+        if self.target_name not in touched and self._drawn:
             return
         self._drawn = True
-        self.query_one(LatencyChart).show(list(view.stats.samples), palette)
-        self.query_one("#stats", Static).update(self._stats(view, now))
-        self.query_one("#phases", Static).update(self._phases(view))
-        self.query_one("#cert", Static).update(self._cert(view, palette))
-        self.query_one("#events", Static).update(self._events(view, palette))
+        self.chart.show(list(view.stats.samples), palette)
+        self.boxes["stats"].update(self._stats(view, now))
+        self.boxes["phases"].update(self._phases(view))
+        self.boxes["cert"].update(self._cert(view, palette))
+        self.boxes["events"].update(self._events(view, palette))
 
     def _stats(self, view: TargetView, now: float) -> Table:
         s = view.stats.summary(now)
