@@ -305,8 +305,7 @@ class MonitorApp(App[int]):
     def _on_theme_changed(self, _theme: object) -> None:
         self._set_palette()
         themes.save_theme(self.theme)
-        table = self.table
-        table.dirty |= set(table.order)
+        self.table.restyle()
         self._show_summary()
         self._render_visible()
 

@@ -90,13 +90,22 @@ def sparkline(samples: Iterable[Sample], width: int, palette: Palette) -> Text:
               if s.latency_ms is not None and s.status is not Status.DOWN]
     top = max(values, default=0.0) or 1.0
     text = Text(" " * (width - len(recent)))
+    run: list[str] = []              # equal-styled bars go in as one span, not one each
+    run_style: Style | None = None
     for sample in recent:
         if sample.status is Status.DOWN or sample.latency_ms is None:
-            text.append(FAILED_MARK, style=palette.error)
-            continue
-        level = min(len(BARS) - 1, int(sample.latency_ms / top * (len(BARS) - 1) + 0.5))
-        style = palette.warning if sample.status is Status.DEGRADED else None
-        text.append(BARS[level], style=style)
+            bar, style = FAILED_MARK, palette.error
+        else:
+            level = min(len(BARS) - 1, int(sample.latency_ms / top * (len(BARS) - 1) + 0.5))
+            bar = BARS[level]
+            style = palette.warning if sample.status is Status.DEGRADED else None
+        if style is not run_style and run:
+            text.append("".join(run), style=run_style)
+            run = []
+        run_style = style
+        run.append(bar)
+    if run:
+        text.append("".join(run), style=run_style)
     return text
 
 

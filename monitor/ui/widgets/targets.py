@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -24,6 +27,7 @@ from monitor.engine.state import State
 from monitor.ui import format as fmt
 
 GROUP_PREFIX = "\x00group:"   # row keys of group headings; never a target name
+_EMPTY = Text("")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,68 @@ def join_cells(cells: dict[str, Text], columns: list[Column]) -> Text:
     return line
 
 
+def same_cells(old: dict[str, Text], new: dict[str, Text]) -> bool:
+    """Equal text *and* style: rich's Text equality ignores the base style, so
+    a theme change (or DOWN -> DEGRADED with the same reason) would not redraw."""
+    if old.keys() != new.keys():
+        return False
+    for key, cell in new.items():
+        before = old[key]
+        if before is cell:
+            continue
+        if (before.plain != cell.plain or before.style != cell.style
+                or before.justify != cell.justify or before.spans != cell.spans):
+            return False
+    return True
+
+
+def cell_parts(cell: Text, width: int, base: Style,
+               console: Console) -> tuple[str, list[Segment], str]:
+    """One cell cut or padded to its column with a space either side: the
+    left padding, the styled content and the right padding."""
+    if cell.cell_len > width:
+        cell = cell.copy()
+        cell.truncate(width, overflow="ellipsis", pad=False)
+    gap = width - cell.cell_len
+    if cell.spans:
+        inner = [Segment(seg.text, base + seg.style if seg.style else base)
+                 for seg in cell.render(console)]
+    elif cell.plain:
+        style = cell.style
+        if isinstance(style, str):
+            style = console.get_style(style) if style else None
+        inner = [Segment(cell.plain, base + style if style else base)]
+    else:
+        inner = []
+    if cell.justify == "right":
+        return " " * (gap + 1), inner, " "
+    return " ", inner, " " * (gap + 1)
+
+
+def row_segments(cells: dict[str, Text], columns: list[Column], base: Style,
+                 console: Console) -> list[Segment]:
+    """A row as few segments as it can be: runs in the base style (padding,
+    plain cells) are joined, so every later pass over the line does less."""
+    segments: list[Segment] = []
+    plain = ""                               # base-styled text not yet emitted
+    for column in columns:
+        left, inner, right = cell_parts(cells.get(column.key) or _EMPTY, column.width, base,
+                                        console)
+        plain += left
+        for segment in inner:
+            if segment.style == base:
+                plain += segment.text
+                continue
+            if plain:
+                segments.append(Segment(plain, base))
+                plain = ""
+            segments.append(segment)
+        plain += right
+    if plain:
+        segments.append(Segment(plain, base))
+    return segments
+
+
 class TargetTable(ScrollView, can_focus=True):
     """Rows keyed by target name, drawn line by line.
 
@@ -146,6 +212,7 @@ class TargetTable(ScrollView, can_focus=True):
         self._index: dict[str, int] = {}
         self._cells: dict[str, dict[str, Text]] = {}
         self._strips: dict[str, Strip] = {}
+        self._base_style: Style | None = None
         self.dirty: set[str] = set()
         self.rendered_rows = 0            # rows turned into strips, for tests and profiling
         self.on_scrolled: Callable[[], None] | None = None
@@ -241,7 +308,7 @@ class TargetTable(ScrollView, can_focus=True):
             if old is None:
                 continue
             new = cells_for(key)
-            if new != old:
+            if not same_cells(old, new):
                 self._cells[key] = new
                 self._strips.pop(key, None)
                 self.refresh_line(self._index[key])
@@ -251,21 +318,40 @@ class TargetTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         index = int(self.scroll_y) + y
         width = self.size.width
-        base = self.rich_style
+        base = self._base_style
+        if base is None:   # rich_style walks every ancestor's styles: once, not per line
+            base = self._base_style = self.rich_style
         if index >= len(self.order):
             return Strip.blank(width, base)
         key = self.order[index]
         strip = self._strips.get(key)
         if strip is None:
-            line = join_cells(self._cells.get(key, {}), self.columns_now)
-            segments = list(line.render(self.app.console))
-            strip = Strip(segments).apply_style(base)
+            strip = self._row_strip(self._cells.get(key, {}), base)
             self._strips[key] = strip
             self.rendered_rows += 1
         if index == self.cursor_row:
             strip = strip.apply_style(self.get_component_rich_style("targettable--cursor"))
         x = int(self.scroll_x)
+        if x == 0 and strip.cell_length == width:
+            return strip
         return strip.crop_extend(x, x + width, base)
+
+    def _row_strip(self, cells: dict[str, Text], base: Style) -> Strip:
+        columns = self.columns_now
+        return Strip(row_segments(cells, columns, base, self.app.console),
+                     sum(c.width + 2 for c in columns))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._base_style = None
+        self._strips.clear()
+
+    def restyle(self) -> None:
+        """The theme changed: every row's colours (and its base style) with it."""
+        self._base_style = None
+        self._strips.clear()
+        self.dirty |= set(self.order)
+        self.refresh()
 
     # --- input --------------------------------------------------------------
 
