@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 from textual.command import CommandPalette
 from textual.widgets import Input, RichLog
 
@@ -12,7 +13,7 @@ from monitor.engine.state import State
 from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.screens.help import HelpScreen
 from monitor.ui.themes import saved_theme
-from monitor.ui.widgets.targets import GROUP_PREFIX, TargetTable
+from monitor.ui.widgets.targets import GROUP_PREFIX, TargetTable, same_cells
 from tests.ui.conftest import make_app, populate, screen_ready
 
 
@@ -318,3 +319,31 @@ async def test_narrow_terminal_keeps_the_essentials(config_file: Path):
         keys = [c.key for c in app.query_one(TargetTable).columns_now]
         assert keys == ["state", "name", "group", "kind", "last", "trend", "p95", "loss",
                         "uptime", "age", "error"]
+
+
+def test_cells_differing_only_in_style_are_not_the_same():
+    # rich's Text equality ignores the base style: a theme change must still redraw
+    assert same_cells({"a": Text("x", style="red")}, {"a": Text("x", style="red")})
+    assert not same_cells({"a": Text("x", style="red")}, {"a": Text("x", style="blue")})
+    assert not same_cells({"a": Text("x", justify="right")}, {"a": Text("x")})
+    assert not same_cells({"a": Text("x")}, {"b": Text("x")})
+
+
+async def test_theme_change_recolours_rows_already_drawn(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_board(app, pilot)
+        table = app.query_one(TargetTable)
+        select(app, "api")   # the cursor's own colours must not be what changes
+
+        def colours() -> set[str]:
+            line = table.render_line(table.get_row_index("gateway"))
+            return {str(seg.style.color) for seg in line if seg.style and seg.style.color}
+
+        before = colours()
+        await pilot.press("t")
+        await pilot.pause()
+        app.flush()
+        await pilot.pause()
+        assert app.theme != "monitor-dark"
+        assert colours() and colours() != before
