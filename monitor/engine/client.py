@@ -31,6 +31,7 @@ class EngineStats:
     skips: int = 0
     lag_ms: float = 0.0
     probes_per_s: float = 0.0
+    dropped: int = 0          # results the engine process dropped while the UI was not reading
 
 
 class Listener(Protocol):
@@ -165,17 +166,22 @@ class ProcessEngine:
             "result": lambda d: self.listener.on_result(result_from_wire(d)),
             "transition": lambda d: self.listener.on_transition(transition_from_wire(d)),
             "stats": lambda d: self.listener.on_stats(EngineStats(
-                d["probes_total"], d["skips"], d["lag_ms"], d["probes_per_s"])),
+                d["probes_total"], d["skips"], d["lag_ms"], d["probes_per_s"],
+                d.get("dropped", 0))),
             "error": lambda d: self.listener.on_error(d["message"]),
         }
-        async for line in self._proc.stdout:
-            try:
-                message = json.loads(line)
-                handler = dispatch.get(message.get("t"))
-            except ValueError:
-                continue
-            if handler is not None:
-                handler(message)
+        stdout, rest = self._proc.stdout, b""
+        # whole chunks, split here: the worker writes a batch of lines at a time
+        while chunk := await stdout.read(1 << 16):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                try:
+                    message = json.loads(line)
+                    handler = dispatch.get(message.get("t"))
+                except (ValueError, AttributeError):
+                    continue
+                if handler is not None:
+                    handler(message)
         code = await self._proc.wait()
         if not self._stopping:
             await asyncio.sleep(0.05)   # let stderr drain

@@ -19,16 +19,86 @@ from monitor.engine.scheduler import Engine
 from monitor.engine.wire import result_to_wire, transition_to_wire
 
 
+class Outbox:
+    """JSON lines to the UI that never block the engine.
+
+    Lines are batched into one write per `every` seconds, on a non-blocking
+    pipe. A UI that stops reading (its terminal frozen on a stalled SSH link)
+    must not stall the probes behind a full pipe: above `limit` bytes waiting,
+    results are dropped and counted; transitions, stats and errors still go.
+    """
+
+    def __init__(self, transport: asyncio.WriteTransport, limit: int = 4 << 20) -> None:
+        self.transport = transport
+        self.limit = limit
+        self.dropped = 0
+        self._lines: list[bytes] = []
+
+    def emit(self, message: dict[str, Any], droppable: bool = False) -> None:
+        if droppable and self.transport.get_write_buffer_size() > self.limit:
+            self.dropped += 1
+            return
+        self._lines.append(json.dumps(message, separators=(",", ":"), default=str).encode()
+                           + b"\n")
+
+    def flush(self) -> None:
+        if self._lines and not self.transport.is_closing():
+            self.transport.write(b"".join(self._lines))
+        self._lines.clear()
+
+    async def run(self, every: float = 0.05) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.flush()
+
+    async def close(self, wait: float = 2.0) -> None:
+        """Send what is left and give the UI a moment to take it."""
+        self.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while self.transport.get_write_buffer_size() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self.transport.close()
+
+
+class _FileSink:
+    """The transport interface over a regular file (stdout redirected to one):
+    event loops refuse those as pipes, and a file never applies back-pressure."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.stream.flush()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.stream.closed
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+async def open_outbox() -> Outbox:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
+    except ValueError:   # a regular file
+        return Outbox(_FileSink(sys.stdout.buffer))  # type: ignore[arg-type]
+    return Outbox(transport)
+
+
 async def serve(config: Config, stats_every: float = 1.0, record: str | None = None) -> int:
     loop = asyncio.get_running_loop()
-    out = sys.stdout
+    out = await open_outbox()
+    emit = out.emit
     recording = open(record, "a", encoding="utf-8") if record else None   # noqa: SIM115
 
-    def emit(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message, separators=(",", ":"), default=str) + "\n")
-
     def on_result(result: Any) -> None:
-        emit(result_to_wire(result))
+        emit(result_to_wire(result), droppable=True)
         if recording is not None:   # what `monitor run --headless --json` would print
             recording.write(json.dumps({"event": "result", **result.to_json()},
                                        separators=(",", ":"), default=str) + "\n")
@@ -51,8 +121,8 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
     await engine.start()
     tasks = [asyncio.create_task(_commands(engine, config, emit, stop)),
              asyncio.create_task(report_stats(engine, stats_every,
-                                              lambda s: emit(_stats_message(s)))),
-             asyncio.create_task(_flush(out))]
+                                              lambda s: emit(_stats_message(s, out.dropped)))),
+             asyncio.create_task(out.run())]
     try:
         await stop.wait()
     finally:
@@ -63,23 +133,14 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
             await demo.stop()
         if recording is not None:
             recording.close()
-        out.flush()
+        await out.close()
     return 0
 
 
-async def _flush(out: Any) -> None:
-    """Flush stdout a few times a second: one write per batch, not per result."""
-    while True:
-        await asyncio.sleep(0.05)
-        try:
-            out.flush()
-        except BrokenPipeError:
-            return
-
-
-def _stats_message(stats: EngineStats) -> dict[str, Any]:
+def _stats_message(stats: EngineStats, dropped: int) -> dict[str, Any]:
     return {"t": "stats", "probes_total": stats.probes_total, "skips": stats.skips,
-            "lag_ms": round(stats.lag_ms, 3), "probes_per_s": round(stats.probes_per_s, 2)}
+            "lag_ms": round(stats.lag_ms, 3), "probes_per_s": round(stats.probes_per_s, 2),
+            "dropped": dropped}
 
 
 async def _commands(engine: Engine, config: Config, emit: Any, stop: asyncio.Event) -> None:

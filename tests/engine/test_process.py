@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from pathlib import Path
 
 from monitor.config import load_config
 from monitor.engine.client import EngineStats, InProcessEngine, ProcessEngine
 from monitor.engine.result import ProbeResult
 from monitor.engine.state import Transition
+from monitor.engine.worker import Outbox
 
 
 class Listener:
@@ -112,3 +115,40 @@ async def test_in_process_engine_has_the_same_api(tmp_path, control_server):
         await wait_for(lambda: str(got.transitions[-1].to_state) == "paused")
     finally:
         await engine.stop()
+
+
+async def test_outbox_drops_results_not_probes_when_the_ui_stops_reading():
+    """A UI that stops reading fills the pipe; the engine must go on, dropping
+    (and counting) results above the limit but still sending state changes."""
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(write_fd, "wb"))
+    outbox = Outbox(transport, limit=16 * 1024)
+    try:
+        for i in range(2000):                 # ~200 KB: far more than the pipe holds
+            outbox.emit({"t": "result", "name": f"t{i}", "pad": "x" * 80}, droppable=True)
+            if i % 50 == 0:
+                outbox.flush()                # never blocks, whatever the reader does
+        outbox.emit({"t": "transition", "name": "t1"})
+        outbox.flush()
+        assert outbox.dropped > 0
+        assert transport.get_write_buffer_size() < 16 * 1024 + 64 * 1024
+        with os.fdopen(read_fd, "rb", buffering=0) as reader:
+            os.set_blocking(read_fd, False)
+            data = b""
+            for _ in range(500):              # bounded: drain what was sent
+                try:
+                    chunk = reader.read(1 << 16)
+                except BlockingIOError:
+                    chunk = None
+                if chunk:
+                    data += chunk
+                elif not transport.get_write_buffer_size():
+                    break
+                await asyncio.sleep(0.005)
+    finally:
+        transport.close()
+    lines = data.splitlines()
+    messages = [json.loads(line) for line in lines]   # every line whole
+    assert len(messages) == 2000 - outbox.dropped + 1
+    assert messages[-1] == {"t": "transition", "name": "t1"}

@@ -29,6 +29,8 @@ class SummaryBar(Static):
                   f"lag {fmt.latency(stats.lag_ms)}"]
         if stats.skips:
             extras.append(f"{stats.skips} skipped")
+        if stats.dropped:
+            extras.insert(0, f"{stats.dropped} updates dropped: screen too slow")
         extras += extra or []
         for extra in extras:
             if len(text) + len(extra) + 2 <= width - 2:
