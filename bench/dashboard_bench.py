@@ -230,7 +230,11 @@ class Control:
     def __init__(self, tmux: Tmux, session: str) -> None:
         self.session = session
         self.proc = subprocess.Popen(
-            [tmux.exe, "-L", tmux.socket, "-f", str(tmux.conf), "-C", "attach", "-t", session],
+            # no-output from the first moment: a control client that is sent the
+            # pane's output and does not read it makes tmux stop reading the pane,
+            # which froze the program under test (seen as a run with ~1 KB/s)
+            [tmux.exe, "-L", tmux.socket, "-f", str(tmux.conf), "-C", "attach",
+             "-f", "no-output", "-t", session],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             bufsize=0, preexec_fn=_pdeathsig)
         self._buffer = b""
@@ -242,7 +246,6 @@ class Control:
                 break
         else:
             raise RuntimeError("tmux control client did not answer")
-        self.command("refresh-client -f no-output")   # no %output stream: less tmux work
 
     def _write(self, line: str) -> None:
         assert self.proc.stdin is not None

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                            dest="sub_refresh", help="redraw interval (default 0.25)")
     parser.add_argument("--record", metavar="FILE",
                         help="dashboard: also append every result to FILE as JSON lines")
+    parser.add_argument("--ui-nice", type=int, default=19, metavar="N",
+                        help="dashboard: scheduling niceness of the screen's process, so "
+                             "rendering never delays a measurement (default 19; 0 keeps "
+                             "it at the engine's priority)")
 
     check = sub.add_parser("check", help="probe every target once and exit 0 if all are up")
     _config_arg(check)
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_CONFIG
             return run_async(cmd_run(config, args.json))
         refresh = getattr(args, "sub_refresh", None) or args.refresh
-        return cmd_dashboard(config, refresh, args.record)
+        return cmd_dashboard(config, refresh, args.record, args.ui_nice)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         count = len(exc.problems)
@@ -216,13 +220,17 @@ async def cmd_run(config: Config, as_json: bool) -> int:
     return await _with_demo(config, body)
 
 
-def cmd_dashboard(config: Config, refresh: float, record: str | None = None) -> int:
+def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
+                  ui_nice: int = 19) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)
         return EXIT_CONFIG
     if not 0.05 <= refresh <= 10:
         print("monitor: --refresh must be between 0.05 and 10 seconds", file=sys.stderr)
+        return EXIT_CONFIG
+    if not 0 <= ui_nice <= 19:
+        print("monitor: --ui-nice must be between 0 and 19", file=sys.stderr)
         return EXIT_CONFIG
     from monitor.engine.client import ProcessEngine
     from monitor.ui.app import MonitorApp
@@ -232,7 +240,7 @@ def cmd_dashboard(config: Config, refresh: float, record: str | None = None) -> 
     def engine(listener: Any) -> Any:
         return ProcessEngine(path, listener, record=str(Path(record).resolve()) if record else None)
 
-    app = MonitorApp(config, engine, refresh=refresh)
+    app = MonitorApp(config, engine, refresh=refresh, ui_nice=ui_nice)
     code = app.run()
     return code or EXIT_OK
 

@@ -184,6 +184,25 @@ def test_dashboard_in_a_real_terminal(dashboard: tuple[Terminal, Path]):
     assert pids_for(str(config)) == [], "an engine process outlived the dashboard"
 
 
+def nice_of(proc: Path) -> int:
+    """The nice value of /proc/PID or /proc/PID/task/TID (field 19 of its stat)."""
+    return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_screen_yields_the_cpu_to_the_engine(dashboard: tuple[Terminal, Path]):
+    """Rendering must never delay a measurement: the UI runs at nice 19 (all
+    its threads), the engine process it started at normal priority."""
+    term, config = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "UP" in s)
+    engine = pids_for("engine-worker")
+    engine = [pid for pid in engine if pid in pids_for(str(config))]
+    ui = [pid for pid in pids_for(str(config)) if pid not in engine]
+    assert len(engine) == 1 and len(ui) == 1
+    assert nice_of(Path("/proc") / str(engine[0])) == 0
+    threads = list((Path("/proc") / str(ui[0]) / "task").iterdir())
+    assert len(threads) > 1 and all(nice_of(t) == 19 for t in threads)
+
+
 def test_hangup_ends_dashboard_and_engine(dashboard: tuple[Terminal, Path]):
     term, config = dashboard
     term.wait_for(lambda s: "fast-site" in s and "UP" in s)
