@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.command import CommandPalette
 from textual.widgets import Input, RichLog
 
+from monitor.engine.client import EngineStats
 from monitor.engine.state import State
 from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.screens.help import HelpScreen
@@ -347,3 +348,14 @@ async def test_theme_change_recolours_rows_already_drawn(config_file: Path):
         await pilot.pause()
         assert app.theme != "monitor-dark"
         assert colours() and colours() != before
+
+
+async def test_summary_says_when_the_engine_dropped_updates(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_board(app, pilot)
+        assert "dropped" not in str(app.query_one("#summary").render())
+        app.engine.listener.on_stats(EngineStats(probes_total=10, dropped=42))
+        app.flush()
+        await pilot.pause()
+        assert "42 updates dropped" in str(app.query_one("#summary").render())
