@@ -44,6 +44,7 @@ import select
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -964,6 +965,16 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
                 f"| {_f(row.get('p99_ratio'), 2)} | {_f(row.get('bytes_per_s'))} "
                 f"| {_f(row.get('tmux_cpu_pct'))} | {_f(row.get('server_cpu_pct'))} "
                 f"| {_f(row.get('other_cpu_pct'))} |")
+        ratios = sorted(r["p99_ratio"] for r in result["terminal-cost"]
+                        if r["run"] == "dashboard" and r.get("p99_ratio") is not None)
+        costs = sorted(r["dashboard_cost_pct"] for r in result["terminal-cost"]
+                       if r.get("dashboard_cost_pct") is not None)
+        if ratios:
+            within = sum(1 for r in ratios if r <= 1.25)
+            out += ["", f"p99 ratio over {len(ratios)} pair(s): median "
+                        f"{statistics.median(ratios):.2f}, range {ratios[0]:.2f}–{ratios[-1]:.2f}, "
+                        f"{within} of {len(ratios)} within 1.25 (the aim). Dashboard cost: "
+                        f"median {statistics.median(costs):.1f} % of a core."]
         out.append("")
     if "keypress" in result:
         data = result["keypress"]
