@@ -95,8 +95,8 @@ class MonitorApp(App[int]):
     CSS = """
     #filter { display: none; height: 1; border: none; padding: 0 1; background: $boost; }
     #filter.shown { display: block; }
-    #events { height: 7; border-top: solid $panel; background: $surface; }
-    #events.hidden { display: none; }
+    #event-log { height: 7; border-top: solid $panel; background: $surface; }
+    #event-log.hidden { display: none; }
     """
     BINDINGS = [Binding(keys, action, label, id=action, tooltip=description)
                 for action, (keys, label, description) in BINDINGS.items()]
@@ -142,7 +142,7 @@ class MonitorApp(App[int]):
         self.header = TargetHeader(id="header")
         self.table = TargetTable(id="targets")
         self.table.header = self.header
-        self.events = RichLog(id="events", max_lines=500, wrap=False, markup=False)
+        self.events = RichLog(id="event-log", max_lines=500, wrap=False, markup=False)
         yield self.summary
         yield self.filter_box
         yield self.header

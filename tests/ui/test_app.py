@@ -70,7 +70,7 @@ async def test_board_shows_each_target_with_state_and_reason(config_file: Path):
         summary = str(app.query_one("#summary").render())
         assert "3 up" in summary and "1 degraded" in summary and "1 down" in summary
         assert "4.0/s" in summary and "lag 0.80ms" in summary
-        log = app.query_one("#events", RichLog)
+        log = app.query_one("#event-log", RichLog)
         assert any("db-primary" in line.text for line in log.lines)
         assert app.engine.started
 
@@ -305,7 +305,7 @@ async def test_engine_errors_are_shown(config_file: Path):
         app.inbox.on_error("engine process exited with status 1: boom")
         app.flush()
         await pilot.pause()
-        log = app.query_one("#events", RichLog)
+        log = app.query_one("#event-log", RichLog)
         assert any("boom" in line.text for line in log.lines)
 
 

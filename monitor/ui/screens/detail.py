@@ -89,7 +89,7 @@ class DetailScreen(Screen[None]):
         palette: fmt.Palette = self.app.palette  # type: ignore[attr-defined]
         now = self.app.clock()  # type: ignore[attr-defined]
         shown = view.last.target if view.last else ""
-        since = format_duration(round(max(0.0, now - view.since)))
+        since = format_duration(round(max(0.0, now - view.since))) if now - view.since >= 1 else "0s"
         title = Text.assemble(fmt.status_cell(view.state, palette), "  ",
                               (view.target.name, "bold"), "  ",
                               (f"{view.target.kind} {shown}  {view.state.value} for {since}",
