@@ -148,15 +148,17 @@ def round_seconds(options: IcmpOptions) -> float:
 def ping_stats(rtts_ms: Sequence[float | None]) -> dict[str, Any]:
     """Loss and latency figures from RTTs in send order (None = lost).
 
-    jitter_ms is the mean absolute difference of consecutive received RTTs in
-    send order (a lost echo is skipped): the packet delay variation of RFC 3393.
+    rtts_ms keeps send order with null for a lost echo, so a reader sees which
+    one was lost (as SmokePing's per-ping view does). jitter_ms is the mean
+    absolute difference of consecutive received RTTs in send order (a lost
+    echo is skipped): the packet delay variation of RFC 3393.
     """
     sent = len(rtts_ms)
     got = [r for r in rtts_ms if r is not None]
     stats: dict[str, Any] = {
         "sent": sent, "received": len(got),
         "loss_pct": round(100.0 * (sent - len(got)) / sent, 1) if sent else 0.0,
-        "rtts_ms": [round(r, 3) for r in got],
+        "rtts_ms": [None if r is None else round(r, 3) for r in rtts_ms],
         "min_ms": None, "avg_ms": None, "max_ms": None, "median_ms": None, "jitter_ms": None,
     }
     if got:

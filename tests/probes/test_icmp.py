@@ -218,7 +218,8 @@ def test_reason_when_icmp_is_not_permitted(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_stats_in_send_order_with_loss_and_jitter() -> None:
     stats = icmp.ping_stats([1.0, None, 3.0, 2.0])
-    assert stats == {"sent": 4, "received": 3, "loss_pct": 25.0, "rtts_ms": [1.0, 3.0, 2.0],
+    assert stats == {"sent": 4, "received": 3, "loss_pct": 25.0,
+                     "rtts_ms": [1.0, None, 3.0, 2.0],
                      "min_ms": 1.0, "avg_ms": 2.0, "max_ms": 3.0, "median_ms": 2.0,
                      "jitter_ms": 1.5}  # (|3-1| + |2-3|) / 2: the lost echo is skipped
 
@@ -375,7 +376,9 @@ async def test_partial_loss_is_degraded(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.status is Status.DEGRADED
     assert result.reason == "20% packet loss (1 of 5 lost)"
     assert (result.details["sent"], result.details["received"]) == (5, 4)
-    assert len(result.details["rtts_ms"]) == 4 and result.details["jitter_ms"] is not None
+    rtts = result.details["rtts_ms"]
+    assert len(rtts) == 5 and rtts[1] is None and None not in rtts[:1] + rtts[2:]
+    assert result.details["jitter_ms"] is not None
 
 
 @root

@@ -359,3 +359,9 @@ async def test_summary_says_when_the_engine_dropped_updates(config_file: Path):
         app.flush()
         await pilot.pause()
         assert "42 updates dropped" in str(app.query_one("#summary").render())
+
+
+def test_detail_values_read_as_words():
+    from monitor.ui.screens.detail import _shown
+    assert _shown([0.051, None, 0.06]) == "0.051, lost, 0.06"   # ICMP echoes in send order
+    assert _shown([]) == "—" and _shown(3) == "3"

@@ -142,7 +142,7 @@ class DetailScreen(Screen[None]):
             details = view.last.details if view.last else {}
             text = Text("no certificate for this target", style=palette.muted)
             if details:
-                text = Text("\n".join(f"{k}: {v}" for k, v in list(details.items())[:8]))
+                text = Text("\n".join(f"{k}: {_shown(v)}" for k, v in list(details.items())[:8]))
             return text
         days = view.last.cert_days_left if view.last else None
         grid = Table.grid(padding=(0, 2))
@@ -197,3 +197,10 @@ class DetailScreen(Screen[None]):
 
     def action_pause(self) -> None:
         self.app.action_pause(self.target_name)  # type: ignore[attr-defined]
+
+
+def _shown(value: object) -> str:
+    """A details value for people: lists without brackets, a lost echo as "lost"."""
+    if isinstance(value, list):
+        return ", ".join("lost" if item is None else str(item) for item in value) or "—"
+    return str(value)
