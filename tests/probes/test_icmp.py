@@ -31,9 +31,10 @@ from monitor.config.load import ConfigError, parse_config
 from monitor.config.model import Target
 from monitor.engine.result import Status
 from monitor.engine.runner import run_probe
-from monitor.probes import icmp
+from monitor.probes import icmp, icmpwire
 from monitor.probes.base import ProbeContext
-from monitor.probes.icmp import IcmpOptions, IcmpProbe, Reply
+from monitor.probes.icmp import IcmpOptions, IcmpProbe
+from monitor.probes.icmpwire import Reply
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -86,9 +87,9 @@ def forge_unreachable(echoes: icmp._Round, packet: bytes, address: tuple[Any, ..
         inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(packet), 0, 0, 64,
                             socket.IPPROTO_ICMP, 0, socket.inet_aton("127.0.0.1"),
                             socket.inet_aton(address[0]))
-        inner = inner[:10] + struct.pack("!H", icmp.checksum(inner)) + inner[12:]
+        inner = inner[:10] + struct.pack("!H", icmpwire.checksum(inner)) + inner[12:]
         error = struct.pack("!BBHI", 3, 1, 0, 0) + inner + packet[:8]
-        error = error[:2] + struct.pack("!H", icmp.checksum(error)) + error[4:]
+        error = error[:2] + struct.pack("!H", icmpwire.checksum(error)) + error[4:]
         family, proto, to = socket.AF_INET, socket.IPPROTO_ICMP, ("127.0.0.1", 0)
     with socket.socket(family, socket.SOCK_RAW, proto) as sock:
         sock.sendto(error, to)
@@ -114,11 +115,11 @@ def patch_transmit(setattr_: Any, drop: set[int] = frozenset(),
 # ------------------------------------------------------------ pure: packets
 
 def test_checksum_matches_rfc1071_example() -> None:
-    assert icmp.checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
-    assert icmp.checksum(bytes.fromhex("0001f203f4f5f6")) == icmp.checksum(
+    assert icmpwire.checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+    assert icmpwire.checksum(bytes.fromhex("0001f203f4f5f6")) == icmpwire.checksum(
         bytes.fromhex("0001f203f4f5f600"))
-    packet = icmp.echo_request(False, 0x1234, 7, b"hello")
-    assert icmp.checksum(packet) == 0
+    packet = icmpwire.echo_request(False, 0x1234, 7, b"hello")
+    assert icmpwire.checksum(packet) == 0
 
 
 def ipv4(payload: bytes, ihl: int = 5, src: str = "127.0.0.1") -> bytes:
@@ -130,13 +131,13 @@ def ipv4(payload: bytes, ihl: int = 5, src: str = "127.0.0.1") -> bytes:
 
 def echo_reply(v6: bool, ident: int, seq: int, payload: bytes) -> bytes:
     packet = struct.pack("!BBHHH", 129 if v6 else 0, 0, 0, ident, seq) + payload
-    return packet if v6 else packet[:2] + struct.pack("!H", icmp.checksum(packet)) + packet[4:]
+    return packet if v6 else packet[:2] + struct.pack("!H", icmpwire.checksum(packet)) + packet[4:]
 
 
 def ipv4_error(kind: int, code: int, quoted_echo: bytes) -> bytes:
     inner = ipv4(quoted_echo[:8])
     error = struct.pack("!BBHI", kind, code, 0, 0) + inner
-    return error[:2] + struct.pack("!H", icmp.checksum(error)) + error[4:]
+    return error[:2] + struct.pack("!H", icmpwire.checksum(error)) + error[4:]
 
 
 COOKIE = b"\x01\x02\x03\x04\x05\x06\x07\x08"
@@ -145,7 +146,7 @@ COOKIE = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 def parse(data: bytes, v6: bool = False, raw: bool = True,
           ident: int | None = 77) -> Reply | None:
     """parse_packet, then the cookie check the shared socket makes per round."""
-    reply = icmp.parse_packet(data, v6=v6, raw=raw, ident=ident)
+    reply = icmpwire.parse_packet(data, v6=v6, raw=raw, ident=ident)
     if reply is None or not reply.is_for(COOKIE):
         return None
     return Reply(reply.seq, reply.error)
@@ -163,27 +164,27 @@ def test_parse_ignores_what_is_not_ours() -> None:
     other_cookie = ipv4(echo_reply(False, 77, 9, b"someone!"))
     corrupt = bytearray(ipv4(mine))
     corrupt[-1] ^= 0xFF
-    own_request = ipv4(icmp.echo_request(False, 77, 9, COOKIE))  # loopback shows it too
+    own_request = ipv4(icmpwire.echo_request(False, 77, 9, COOKIE))  # loopback shows it too
     for data in (other_id, other_cookie, bytes(corrupt), own_request, b"", ipv4(b"\0" * 4)):
         assert parse(data) is None
 
 
 def test_parse_icmp_errors_about_our_echo() -> None:
-    echo = icmp.echo_request(False, 77, 12, COOKIE)
+    echo = icmpwire.echo_request(False, 77, 12, COOKIE)
     data = ipv4(ipv4_error(3, 1, echo), src="192.0.2.1")
     assert parse(data) == Reply(
         12, "host unreachable")
     ttl = ipv4(ipv4_error(11, 0, echo))
     assert parse(ttl).error == (
         "TTL exceeded in transit")
-    others = ipv4(ipv4_error(3, 1, icmp.echo_request(False, 78, 12, COOKIE)))
+    others = ipv4(ipv4_error(3, 1, icmpwire.echo_request(False, 78, 12, COOKIE)))
     assert parse(others) is None
 
 
 def test_parse_ipv6_and_datagram_packets() -> None:
     reply = echo_reply(True, 77, 3, COOKIE)
     assert parse(reply, v6=True) == Reply(3)
-    echo = icmp.echo_request(True, 77, 4, COOKIE)
+    echo = icmpwire.echo_request(True, 77, 4, COOKIE)
     inner = struct.pack("!IHBB", 6 << 28, len(echo), 58, 64) + bytes(32) + echo
     error = struct.pack("!BBHI", 1, 4, 0, 0) + inner
     assert parse(error, v6=True) == Reply(
@@ -195,23 +196,23 @@ def test_parse_ipv6_and_datagram_packets() -> None:
 
 def test_kernel_timestamp_from_ancillary_data() -> None:
     stamp = struct.pack("@ll", 1_700_000_000, 123_456_789)
-    assert icmp.kernel_time_ns([(socket.SOL_SOCKET, icmp.SO_TIMESTAMPNS, stamp)]) == (
+    assert icmpwire.kernel_time_ns([(socket.SOL_SOCKET, icmpwire.SO_TIMESTAMPNS, stamp)]) == (
         1_700_000_000_123_456_789)
     micro = struct.pack("@ll", 1_700_000_000, 5)
-    assert icmp.kernel_time_ns([(socket.SOL_SOCKET, icmp.SO_TIMESTAMP, micro)]) == (
+    assert icmpwire.kernel_time_ns([(socket.SOL_SOCKET, icmpwire.SO_TIMESTAMP, micro)]) == (
         1_700_000_000_000_005_000)
-    assert icmp.kernel_time_ns([]) is None
+    assert icmpwire.kernel_time_ns([]) is None
 
 
 def test_reason_when_icmp_is_not_permitted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(icmp, "ping_group_range", lambda: "1 0")
-    reason = icmp.not_permitted_reason()
+    monkeypatch.setattr(icmpwire, "ping_group_range", lambda: "1 0")
+    reason = icmpwire.not_permitted_reason()
     assert reason.startswith("ICMP not permitted: unprivileged ping is disabled "
                              "(net.ipv4.ping_group_range = '1 0') and raw sockets need root "
                              "or CAP_NET_RAW; fix: sudo sysctl -w net.ipv4.ping_group_range=")
     assert f"setcap cap_net_raw+ep {os.path.realpath(sys.executable)}" in reason
-    monkeypatch.setattr(icmp, "ping_group_range", lambda: "100000 100001")
-    assert "not allowed for your group" in icmp.not_permitted_reason()
+    monkeypatch.setattr(icmpwire, "ping_group_range", lambda: "100000 100001")
+    assert "not allowed for your group" in icmpwire.not_permitted_reason()
 
 
 # ------------------------------------------------------------ pure: statistics
@@ -545,7 +546,7 @@ PING_OPEN = f"{LO_UP}\nsysctl -qw net.ipv4.ping_group_range='0 2147483647'"
 
 @root
 def test_unprivileged_user_gets_a_clear_reason() -> None:
-    groups = icmp.ping_group_range()
+    groups = icmpwire.ping_group_range()
     if groups is None:
         pytest.skip("no /proc/sys/net/ipv4/ping_group_range")
     low, high = (int(n) for n in groups.split())
