@@ -485,7 +485,8 @@ class IcmpProbe(Probe):
                     await echoes.done
                 finally:
                     timer.cancel()
-            echoes.channel.readable()   # replies the loop has not dispatched yet still count
+            if len(echoes.rtts) + len(echoes.errors) < echoes.count:
+                echoes.channel.readable()   # replies the loop has not dispatched yet count
         finally:
             if not echoes.done.done():
                 echoes.done.cancel()
