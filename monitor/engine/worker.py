@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import stat
 import sys
 from typing import Any
 
@@ -62,8 +64,9 @@ class Outbox:
 
 
 class _FileSink:
-    """The transport interface over a regular file (stdout redirected to one):
-    event loops refuse those as pipes, and a file never applies back-pressure."""
+    """The transport interface over blocking writes, for stdout that is not a
+    pipe or socket (a file, a terminal, /dev/null: `monitor engine-worker`
+    run by hand). Only the dashboard's pipe needs back-pressure handling."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
@@ -83,11 +86,12 @@ class _FileSink:
 
 
 async def open_outbox() -> Outbox:
-    loop = asyncio.get_running_loop()
-    try:
-        transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
-    except ValueError:   # a regular file
+    mode = os.fstat(sys.stdout.fileno()).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        # a file, a terminal, /dev/null: uvloop aborts on them as pipes; the UI uses a pipe
         return Outbox(_FileSink(sys.stdout.buffer))  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout.buffer)
     return Outbox(transport)
 
 

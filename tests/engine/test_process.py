@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from monitor.config import load_config
@@ -152,3 +154,27 @@ async def test_outbox_drops_results_not_probes_when_the_ui_stops_reading():
     messages = [json.loads(line) for line in lines]   # every line whole
     assert len(messages) == 2000 - outbox.dropped + 1
     assert messages[-1] == {"t": "transition", "name": "t1"}
+
+
+async def test_worker_writes_to_a_file_or_dev_null_too(tmp_path, control_server):
+    """stdout that is not a pipe (uvloop aborted on a file or /dev/null as
+    one): the same lines, written plainly."""
+    path = write(tmp_path / "m.toml", control_server, ["good"], interval="1s")
+    out = tmp_path / "out.jsonl"
+    for target in (out, Path(os.devnull)):
+        with open(target, "wb") as sink:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "monitor", "engine-worker", "--config", str(path),
+                stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.PIPE)
+            try:
+                if target == out:
+                    await wait_for(lambda: b'"t":"result"' in out.read_bytes())
+                else:
+                    await asyncio.sleep(1.5)   # a result or two went to /dev/null
+            finally:
+                assert proc.stdin is not None
+                proc.stdin.close()
+                code = await asyncio.wait_for(proc.wait(), 5)
+            assert code == 0, (target, (await proc.stderr.read())[-500:])
+    kinds = {json.loads(line)["t"] for line in out.read_bytes().splitlines()}
+    assert "result" in kinds
