@@ -27,7 +27,6 @@ import re
 import socket
 import statistics
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -159,16 +158,14 @@ class EchoSocket:
         self.pending: dict[int, _Round] = {}
         self._next_seq = random.getrandbits(16)
         # one buffer for every read: a reply is at most an IP packet
-        self._buffer = bytearray(65536)
-        self._view = memoryview(self._buffer)
-        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._view = memoryview(bytearray(65536))
+        self._loop: asyncio.AbstractEventLoop | None = None
         try:
             self.stamps = setup_socket(self.sock, self.raw, self.v6, self.ident)
             # many rounds' replies can land between two reads: room for thousands
             try_setsockopt(self.sock, socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            loop = asyncio.get_running_loop()
-            loop.add_reader(self.sock.fileno(), self.readable)
-            self._loop = weakref.ref(loop)
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self.sock.fileno(), self.readable)
         except BaseException:
             self.close()
             raise
@@ -223,14 +220,14 @@ class EchoSocket:
 
     def drain_errors(self) -> None:
         """Empty the error queue: a non-empty one keeps the socket readable."""
-        while (replies := read_error_queue(self.sock, self.v6, len(self._buffer))) is not None:
+        while (replies := read_error_queue(self.sock, self.v6, len(self._view))) is not None:
             for reply in replies:
                 echoes = self.pending.get(reply.seq)
                 if echoes is not None:
                     echoes.record(reply, None, time.perf_counter_ns())
 
     def close(self) -> None:
-        loop = self._loop() if self._loop is not None else None
+        loop = self._loop
         if loop is not None and not loop.is_closed() and self.sock.fileno() != -1:
             loop.remove_reader(self.sock.fileno())
         for echoes in set(self.pending.values()):
