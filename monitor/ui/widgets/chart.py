@@ -56,6 +56,7 @@ class LatencyChart(Widget):
                     lines[row].append(fmt.FAILED_MARK, style=palette.error)
                 else:
                     lines[row].append(_EIGHTHS[fill], style=style)
-        axis = Text(" " * AXIS) + Text(f"{len(recent)} samples, oldest left; "
-                                       f"{fmt.FAILED_MARK} = failed", style=palette.muted)
+        count = f"{len(recent)} sample{'' if len(recent) == 1 else 's'}"
+        axis = Text(" " * AXIS) + Text(f"{count}, oldest left; {fmt.FAILED_MARK} = failed",
+                                       style=palette.muted)
         return Text("\n").join([*lines, axis])
