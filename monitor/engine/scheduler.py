@@ -7,12 +7,18 @@
   that could not happen on time (or a probe-now while busy) counts as a skip.
 - A failure that is not yet confirmed is rechecked at once (after
   `recheck_delay`) rather than at the next interval.
+- Probes the kernel times (`Probe.batchable`: ICMP) start on a grid of
+  BATCH_SLOT seconds, so those due close together share one wake-up. At 100
+  pings a second that cut the engine's CPU per ping from 176 to 104 us
+  (bench/README.md): the event loop wakes 10 times a second instead of 100,
+  and the code runs with warm caches. Their schedule stays exact on average.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -27,6 +33,7 @@ from monitor.probes.base import Probe, ProbeContext
 
 log = logging.getLogger(__name__)
 
+BATCH_SLOT = 0.1   # seconds: the grid batchable probes start on
 ResultCallback = Callable[[ProbeResult], None]
 TransitionCallback = Callable[[Transition], None]
 
@@ -68,6 +75,11 @@ class _Wake:
                         alarm.cancel()
         woken, self._flag = self._flag, False
         return woken
+
+
+def on_grid(moment: float, slot: float = BATCH_SLOT) -> float:
+    """The first grid point at or after `moment` (loop time)."""
+    return math.ceil(moment / slot - 1e-9) * slot
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -232,16 +244,19 @@ class Engine:
 
     async def _run_target(self, rt: _Runtime, first: float) -> None:
         loop = asyncio.get_running_loop()
+        batched = rt.probe.batchable
         due = first
         while True:
-            woken = await self._wait(rt, due)
+            # a batchable probe starts at the grid point after its exact due time
+            wake_at = on_grid(due) if batched else due
+            woken = await self._wait(rt, wake_at)
             while rt.tracker.state is State.PAUSED:
                 rt.wake.clear()
                 await rt.wake.sleep_until(None)
                 woken = True
             start = loop.time()
             if not woken:
-                self._lateness.append(max(0.0, start - due))
+                self._lateness.append(max(0.0, start - wake_at))
             await self._probe(rt, recheck=False)
             while self.settings.recheck and rt.tracker.confirming_down:
                 await asyncio.sleep(self.settings.recheck_delay)

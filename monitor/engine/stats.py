@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -20,7 +22,8 @@ class Sample(NamedTuple):
 
 _CODES = {Status.UP: 0, Status.DEGRADED: 1, Status.DOWN: 2}
 _STATUSES = (Status.UP, Status.DEGRADED, Status.DOWN)
-_DOWN = _CODES[Status.DOWN]
+_DOWN = DOWN_CODE = _CODES[Status.DOWN]
+DEGRADED_CODE = _CODES[Status.DEGRADED]
 
 
 class SampleRing:
@@ -40,17 +43,21 @@ class SampleRing:
         self.status = bytearray()
         self.head = 0               # once full: the oldest sample, overwritten next
 
-    def append(self, started: float, latency_ms: float | None, status: Status) -> None:
+    def append(self, started: float, latency_ms: float | None,
+               status: Status) -> tuple[float, int] | None:
+        """Add a sample; once full, return the (latency, status code) it replaced."""
         latency = math.nan if latency_ms is None else latency_ms
         code = _CODES[status]
         if len(self.status) < self.size:
             self.started.append(started)
             self.latency.append(latency)
             self.status.append(code)
-            return
+            return None
         i = self.head
+        evicted = (self.latency[i], self.status[i])
         self.started[i], self.latency[i], self.status[i] = started, latency, code
         self.head = (i + 1) % self.size
+        return evicted
 
     def __len__(self) -> int:
         return len(self.status)
@@ -78,6 +85,36 @@ class SampleRing:
     def last(self) -> Sample | None:
         return self._sample(self._indices(1)[0]) if self.status else None
 
+    def tail_values(self, count: int) -> tuple[list[float], list[int]]:
+        """The newest `count` latencies (NaN: none) and status codes, oldest
+        first: what a sparkline needs, without a Sample per point."""
+        n = len(self.status)
+        count = min(count, n)
+        end = n if n < self.size else self.head   # one past the newest
+        start = end - count
+        latency, status = self.latency, self.status
+        if start >= 0:
+            return latency[start:end].tolist(), list(status[start:end])
+        return (latency[start:].tolist() + latency[:end].tolist(),
+                list(status[start:]) + list(status[:end]))
+
+    def oldest_answered(self) -> bool:
+        """Whether the oldest sample (the one `append` replaces next) was answered."""
+        if not self.status:
+            return False
+        i = self.head if len(self.status) == self.size else 0
+        return self.status[i] != _DOWN and not math.isnan(self.latency[i])
+
+    def answered_after_oldest(self) -> float | None:
+        """Once full: the latency of the first answered (not DOWN) sample
+        after the oldest one, the one `append` replaces next."""
+        latency, status, size = self.latency, self.status, self.size
+        for k in range(1, len(status)):
+            i = (self.head + k) % size
+            if status[i] != _DOWN and not math.isnan(latency[i]):
+                return latency[i]
+        return None
+
     def answered_latencies(self) -> list[float]:
         """Latencies of samples that were not DOWN, in time order."""
         latency, status = self.latency, self.status
@@ -104,7 +141,7 @@ class Summary:
     failures: int              # since start
 
 
-def percentile(ordered: list[float], fraction: float) -> float:
+def percentile(ordered: Sequence[float], fraction: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
     if len(ordered) == 1:
         return ordered[0]
@@ -117,12 +154,16 @@ def percentile(ordered: list[float], fraction: float) -> float:
 class RollingStats:
     """The last `size` samples, plus totals and time-in-state since start.
 
-    Work happens in `summary()`, on demand, so recording a result stays cheap
-    at thousands of probes per second.
+    Everything `summary()` reports is kept up to date as samples come and go
+    (a sorted window for the percentiles, running sums for the mean and
+    jitter, a count of losses), so a summary costs the same with 10 samples
+    or 10,000: the dashboard asks for one per changed row every second, and
+    sorting the window each time made it 50 % dearer once history filled.
     """
 
     __slots__ = ("samples", "checks", "failures", "_state", "_state_since",
-                 "_up_seconds", "_known_seconds", "uptime_pct_cached")
+                 "_up_seconds", "_known_seconds", "uptime_pct_cached", "_ordered", "_sum",
+                 "_jitter_sum", "_newest_answered", "_down", "_evictions")
 
     def __init__(self, size: int = 1000) -> None:
         self.samples = SampleRing(size)
@@ -133,12 +174,52 @@ class RollingStats:
         self._up_seconds = 0.0
         self._known_seconds = 0.0
         self.uptime_pct_cached: float | None = None   # as of the last uptime_pct() call
+        self._ordered = array("d")      # answered latencies in the window, ascending
+        self._sum = 0.0                 # of _ordered
+        self._jitter_sum = 0.0          # of |difference| between consecutive answered latencies
+        self._newest_answered = math.nan
+        self._down = 0                  # DOWN samples in the window
+        self._evictions = 0
 
     def add(self, result: ProbeResult) -> None:
-        self.samples.append(result.started, result.latency_ms, result.status)
+        samples, ordered = self.samples, self._ordered
+        latency, status = result.latency_ms, result.status
+        full = len(samples) == samples.size
+        # the oldest answered latency's partner in the jitter sum, found before it goes
+        partner = samples.answered_after_oldest() if full and samples.oldest_answered() else None
+        evicted = samples.append(result.started, latency, status)
+        if evicted is not None:
+            old_latency, old_code = evicted
+            if old_code == _DOWN:
+                self._down -= 1
+            elif not math.isnan(old_latency):
+                del ordered[bisect_left(ordered, old_latency)]
+                self._sum -= old_latency
+                if partner is not None:
+                    self._jitter_sum -= abs(partner - old_latency)
+                else:
+                    self._newest_answered = math.nan   # it was the only one
+            self._evictions += 1
         self.checks += 1
-        if result.status is Status.DOWN:
+        if status is Status.DOWN:
             self.failures += 1
+            self._down += 1
+        elif latency is not None and not math.isnan(latency):
+            insort(ordered, latency)
+            self._sum += latency
+            if not math.isnan(self._newest_answered):
+                self._jitter_sum += abs(latency - self._newest_answered)
+            self._newest_answered = latency
+        if self._evictions >= samples.size:
+            self._resum()
+
+    def _resum(self) -> None:
+        """Recompute the running sums exactly, once per window's worth of
+        evictions, so float rounding never accumulates (amortised O(1))."""
+        latencies = self.samples.answered_latencies()
+        self._sum = math.fsum(latencies)
+        self._jitter_sum = math.fsum(abs(b - a) for a, b in pairwise(latencies))
+        self._evictions = 0
 
     def set_state(self, state: State, now: float) -> None:
         """Uptime is time-weighted over confirmed states; PENDING and PAUSED
@@ -169,24 +250,20 @@ class RollingStats:
         return self.uptime_pct_cached
 
     def summary(self, now: float) -> Summary:
-        samples = self.samples
-        latencies = samples.answered_latencies()
-        ordered = sorted(latencies)
-        jitter = None
-        if len(latencies) >= 2:
-            jitter = sum(abs(b - a) for a, b in zip(latencies, latencies[1:])) / (len(latencies) - 1)
+        samples, ordered = self.samples, self._ordered
+        answered = len(ordered)
         count = len(samples)
         last = samples.last()
         return Summary(
             count=count,
             last_ms=last.latency_ms if last is not None else None,
-            min_ms=ordered[0] if ordered else None,
-            avg_ms=sum(ordered) / len(ordered) if ordered else None,
-            max_ms=ordered[-1] if ordered else None,
-            p50_ms=percentile(ordered, 0.50) if ordered else None,
-            p95_ms=percentile(ordered, 0.95) if ordered else None,
-            jitter_ms=jitter,
-            loss_pct=100.0 * samples.down_count() / count if count else None,
+            min_ms=ordered[0] if answered else None,
+            avg_ms=self._sum / answered if answered else None,
+            max_ms=ordered[-1] if answered else None,
+            p50_ms=percentile(ordered, 0.50) if answered else None,
+            p95_ms=percentile(ordered, 0.95) if answered else None,
+            jitter_ms=max(0.0, self._jitter_sum) / (answered - 1) if answered >= 2 else None,
+            loss_pct=100.0 * self._down / count if count else None,
             uptime_pct=self.uptime_pct(now),
             checks=self.checks,
             failures=self.failures,

@@ -368,6 +368,7 @@ def _fit_problem(opts: IcmpOptions, timeout: float) -> str | None:
 class IcmpProbe(Probe):
     kind: ClassVar[str] = "icmp"
     Options: ClassVar[type] = IcmpOptions
+    batchable: ClassVar[bool] = True   # RTTs come from kernel receive stamps
     _literal: tuple[int, tuple[Any, ...]] | None = None   # host is an IP: resolved once
 
     @classmethod

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import isnan
 
 from rich.style import Style
 from rich.text import Text
 from textual.color import Color, ColorParseError
 
-from monitor.engine.result import Status
 from monitor.engine.state import State
-from monitor.engine.stats import Sample
+from monitor.engine.stats import DEGRADED_CODE, DOWN_CODE
 
 GLYPHS = {State.UP: "●", State.DEGRADED: "▲", State.DOWN: "✖", State.PENDING: "…",
           State.PAUSED: "‖"}
@@ -82,23 +82,25 @@ def age(seconds: float | None) -> str:
     return f"{int(seconds)}s"
 
 
-def sparkline(samples: Iterable[Sample], width: int, palette: Palette) -> Text:
-    """The last `width` samples as bars scaled 0..max; failures are a visible
-    mark in the error colour, never a silent zero."""
-    recent = list(samples)[-width:]   # callers pass a tail already
-    values = [s.latency_ms for s in recent
-              if s.latency_ms is not None and s.status is not Status.DOWN]
-    top = max(values, default=0.0) or 1.0
-    text = Text(" " * (width - len(recent)))
+def sparkline(latencies: Sequence[float], codes: Sequence[int], width: int,
+              palette: Palette) -> Text:
+    """The last `width` samples (latency, NaN for none; status code as
+    `SampleRing` keeps it) as bars scaled 0..max; failures are a visible mark
+    in the error colour, never a silent zero."""
+    latencies, codes = latencies[-width:], codes[-width:]
+    top = max((v for v, c in zip(latencies, codes) if c != DOWN_CODE and not isnan(v)),
+              default=0.0) or 1.0
+    scale = (len(BARS) - 1) / top
+    last_bar = len(BARS) - 1
+    text = Text(" " * (width - len(latencies)))
     run: list[str] = []              # equal-styled bars go in as one span, not one each
     run_style: Style | None = None
-    for sample in recent:
-        if sample.status is Status.DOWN or sample.latency_ms is None:
+    for value, code in zip(latencies, codes):
+        if code == DOWN_CODE or isnan(value):   # NaN: nothing answered
             bar, style = FAILED_MARK, palette.error
         else:
-            level = min(len(BARS) - 1, int(sample.latency_ms / top * (len(BARS) - 1) + 0.5))
-            bar = BARS[level]
-            style = palette.warning if sample.status is Status.DEGRADED else None
+            bar = BARS[min(last_bar, int(value * scale + 0.5))]
+            style = palette.warning if code == DEGRADED_CODE else None
         if style is not run_style and run:
             text.append("".join(run), style=run_style)
             run = []

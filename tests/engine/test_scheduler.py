@@ -54,6 +54,31 @@ async def test_first_probes_are_staggered_across_the_interval(control_server):
     assert min(gaps) > 0.1, gaps
 
 
+async def test_batchable_probes_start_together_on_the_grid(control_server, monkeypatch):
+    """Kinds the kernel times (ICMP) share wake-ups: targets due in the same
+    BATCH_SLOT start in the same loop iteration, and the interval holds."""
+    from monitor.engine.scheduler import BATCH_SLOT
+    from monitor.probes.http import HttpProbe
+
+    starts: dict[str, list[float]] = {}
+    plain_run = HttpProbe.run
+
+    async def run(self, timer, ctx):
+        starts.setdefault(self.target.name, []).append(asyncio.get_running_loop().time())
+        return await plain_run(self, timer, ctx)
+
+    monkeypatch.setattr(HttpProbe, "batchable", True)
+    monkeypatch.setattr(HttpProbe, "run", run)
+    paths = [f"t{i}" for i in range(20)]    # offsets 50 ms apart: two per 100 ms slot
+    config = config_for(control_server, paths, 'interval = "1s"\ntimeout = "500ms"')
+    await run_engine(config, 2.3, until=lambda g: all(len(g.of(p)) >= 2 for p in paths))
+    firsts = sorted(times[0] for times in starts.values())
+    together = sum(1 for a, b in zip(firsts, firsts[1:]) if b - a < 0.005)
+    assert BATCH_SLOT == 0.1 and together >= 8, firsts   # unbatched, every gap is 50 ms
+    for times in starts.values():
+        assert all(0.85 < b - a < 1.15 for a, b in zip(times, times[1:])), times
+
+
 async def test_interval_is_start_to_start_and_never_overlaps(control_server):
     control_server.behaviour["slow"].delay = 0.15
     config = config_for(control_server, ["slow"], 'interval = "200ms"\ntimeout = "180ms"')

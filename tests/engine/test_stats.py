@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -108,3 +109,59 @@ def test_pause_ignores_results():
     assert tracker.set_paused(True, datetime.now(UTC), 1).to_state is State.PAUSED
     assert tracker.observe(result("down"), 2) is None
     assert tracker.set_paused(False, datetime.now(UTC), 3).to_state is State.PENDING
+
+
+def naive_summary(samples: list[tuple[float | None, str]]) -> dict[str, float | None]:
+    """What the summary must say, recomputed from scratch."""
+    answered = [lat for lat, status in samples if status != "down" and lat is not None]
+    ordered = sorted(answered)
+    jitter = (sum(abs(b - a) for a, b in zip(answered, answered[1:])) / (len(answered) - 1)
+              if len(answered) >= 2 else None)
+    return {"min_ms": ordered[0] if ordered else None,
+            "max_ms": ordered[-1] if ordered else None,
+            "avg_ms": sum(ordered) / len(ordered) if ordered else None,
+            "p50_ms": percentile(ordered, 0.5) if ordered else None,
+            "p95_ms": percentile(ordered, 0.95) if ordered else None,
+            "jitter_ms": jitter,
+            "loss_pct": 100 * sum(s == "down" for _, s in samples) / len(samples)}
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 50])
+def test_incremental_summary_matches_a_recount_as_the_window_slides(size: int):
+    import random
+    rng = random.Random(size)
+    stats = RollingStats(size)
+    window: list[tuple[float | None, str]] = []
+    for i in range(size * 12):
+        status = rng.choices(["up", "degraded", "down"], [6, 1, 3])[0]
+        latency = None if status == "down" else round(rng.uniform(0.01, 500), 3)
+        if status == "up" and rng.random() < 0.05:
+            latency = None   # answered without a latency: counted nowhere
+        stats.add(ProbeResult(name="t", kind="icmp", target="x", status=Status(status),
+                              latency_ms=latency, phases_ms={}, reason=None,
+                              checked_at=datetime.now(UTC), started=float(i)))
+        window = (window + [(latency, status)])[-size:]
+        got, want = stats.summary(0), naive_summary(window)
+        for key, value in want.items():
+            assert getattr(got, key) == pytest.approx(value, abs=1e-9), (i, key)
+        assert got.count == len(window) and got.checks == i + 1
+
+
+def test_running_sums_do_not_drift_over_a_long_run():
+    stats = RollingStats(10)
+    for i in range(100_000):
+        stats.add(result("up", 1e6 if i % 2 else 1e-3, started=i))
+    s = stats.summary(0)
+    assert s.avg_ms == pytest.approx((1e6 + 1e-3) / 2, rel=1e-12)
+    assert s.jitter_ms == pytest.approx(1e6 - 1e-3, rel=1e-12)
+
+
+def test_tail_values_follow_the_ring_across_its_wrap():
+    stats = RollingStats(5)
+    for i in range(8):
+        stats.add(result("down" if i == 6 else "up", float(i), started=i))
+    latencies, codes = stats.samples.tail_values(4)
+    assert latencies[:2] == [4.0, 5.0] and math.isnan(latencies[2]) and latencies[3] == 7.0
+    assert codes == [0, 0, 2, 0]
+    assert stats.samples.tail_values(99)[0][0] == 3.0          # no more than the window
+    assert [s.latency_ms for s in stats.samples.tail(2)] == [None, 7.0]

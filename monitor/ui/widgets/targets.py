@@ -408,7 +408,8 @@ def row_cells(view: TargetView, columns: list[Column], now: float,
             cells[key] = (Text("fail", style=palette.error, justify="right") if failed
                           else Text(fmt.latency(summary.last_ms), justify="right"))
         elif key == "trend":
-            cells[key] = fmt.sparkline(view.stats.samples.tail(column.width), column.width, palette)
+            cells[key] = fmt.sparkline(*view.stats.samples.tail_values(column.width), column.width,
+                                        palette)
         elif key == "p95":
             cells[key] = Text(fmt.latency(summary.p95_ms), justify="right")
         elif key == "loss":
