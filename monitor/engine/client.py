@@ -1,9 +1,10 @@
 """How a UI drives the engine: one small API, two implementations.
 
 `InProcessEngine` runs the engine in the caller's event loop (tests, `check`).
-`ProcessEngine` runs it in a child process (`monitor engine-worker`) and talks
-JSON lines over its stdin/stdout, so rendering in the UI's loop can never
-delay a measurement (a thread would not help: the GIL is shared).
+`ProcessEngine` runs it in a child process (`monitor engine-worker`): commands
+go as JSON lines to its stdin, results come back as frames (`wire`) on its
+stdout, so rendering in the UI's loop can never delay a measurement (a thread
+would not help: the GIL is shared).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from monitor.config.model import Config
 from monitor.engine.result import ProbeResult
 from monitor.engine.scheduler import Engine
 from monitor.engine.state import Transition
-from monitor.engine.wire import result_from_wire, transition_from_wire
+from monitor.engine.wire import (
+    FrameReader,
+    Message,
+    WireError,
+    result_from_message,
+    transition_from_message,
+)
 
 
 @dataclass(slots=True)
@@ -162,31 +169,28 @@ class ProcessEngine:
 
     async def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        dispatch: dict[str, Callable[[dict[str, Any]], None]] = {
-            "result": lambda d: self.listener.on_result(result_from_wire(d)),
-            "transition": lambda d: self.listener.on_transition(transition_from_wire(d)),
-            "stats": lambda d: self.listener.on_stats(EngineStats(
-                d["probes_total"], d["skips"], d["lag_ms"], d["probes_per_s"],
-                d.get("dropped", 0))),
-            "error": lambda d: self.listener.on_error(d["message"]),
+        listener = self.listener
+        dispatch: dict[str, Callable[[Message], None]] = {
+            "result": lambda m: listener.on_result(result_from_message(m)),
+            "transition": lambda m: listener.on_transition(transition_from_message(m)),
+            "stats": lambda m: listener.on_stats(EngineStats(*m[1:6])),
+            "error": lambda m: listener.on_error(m[1]),
         }
-        stdout, rest = self._proc.stdout, b""
-        # whole chunks, split here: the worker writes a batch of lines at a time
-        while chunk := await stdout.read(1 << 16):
-            *lines, rest = (rest + chunk).split(b"\n")
-            for line in lines:
-                try:
-                    message = json.loads(line)
-                    handler = dispatch.get(message.get("t"))
-                except (ValueError, AttributeError):
-                    continue
-                if handler is not None:
-                    handler(message)
+        stdout, frames = self._proc.stdout, FrameReader()
+        try:
+            while chunk := await stdout.read(1 << 16):
+                for message in frames.feed(chunk):
+                    handler = dispatch.get(message[0])
+                    if handler is not None:
+                        handler(message)
+        except WireError as exc:
+            listener.on_error(f"engine output unreadable, stopped reading it: {exc}")
+            return
         code = await self._proc.wait()
         if not self._stopping:
             await asyncio.sleep(0.05)   # let stderr drain
             tail = " | ".join(self._stderr) or "no output"
-            self.listener.on_error(f"engine process exited with status {code}: {tail}")
+            listener.on_error(f"engine process exited with status {code}: {tail}")
 
     async def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None

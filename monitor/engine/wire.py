@@ -1,60 +1,131 @@
-"""Results and transitions as JSON-able dicts between the engine process and
-the UI process. Unlike the public `to_json` contract this keeps everything the
-UI needs (monotonic start, certificate facts, recheck flag)."""
+"""What the engine process tells the UI process: batches of messages, each
+batch one frame (magic, length, marshal body).
+
+Messages are tuples whose first item names them: ("result", ...),
+("transition", ...), ("stats", ...), ("error", text). Unlike the public
+`to_json` contract a result keeps everything the UI needs (monotonic start,
+certificate facts, recheck flag).
+
+marshal is CPython's own serialisation of plain values. Both processes run
+the same interpreter (the worker is started with `sys.executable`), and for
+tuples of str, float, None, dict and list it is 5-10x cheaper than JSON on
+both sides: JSON cost the UI ~20 us to parse each result at 100 results a
+second. marshal is not meant for untrusted input; these frames only ever come
+from our own child process, over a pipe.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
+import json
+import marshal
+import struct
+from datetime import UTC, datetime
 from typing import Any
 
 from monitor.engine.result import ProbeResult, Status
 from monitor.engine.state import State, Transition
 from monitor.probes.base import CertFacts
 
+Message = tuple[Any, ...]
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+MAGIC = b"\xa5M"
+_HEADER = struct.Struct("!2sI")
+MAX_FRAME = 64 << 20
+_STATUS = {status.value: status for status in Status}
+_STATE = {state.value: state for state in State}
 
 
-def result_to_wire(r: ProbeResult) -> dict[str, Any]:
+class WireError(ValueError):
+    """The engine's output is not a frame stream (something else wrote to it)."""
+
+
+# ---------------------------------------------------------------- messages
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _dt(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def result_message(r: ProbeResult) -> Message:
     cert = None
     if r.cert is not None:
-        cert = asdict(r.cert)
-        for key in ("expires_at", "leaf_expires_at"):
-            cert[key] = cert[key].isoformat() if cert[key] else None
-    return {"t": "result", "name": r.name, "kind": r.kind, "target": r.target,
-            "status": str(r.status), "latency_ms": r.latency_ms, "phases_ms": r.phases_ms,
-            "reason": r.reason, "checked_at": r.checked_at.isoformat(), "started": r.started,
-            "http_status": r.http_status, "cert": cert, "details": r.details,
-            "recheck": r.recheck}
+        c = r.cert
+        cert = (_ts(c.expires_at), c.subject, c.issuer, c.earliest, _ts(c.leaf_expires_at),
+                c.hostname_match, tuple(c.sans), c.chain_length)
+    return ("result", r.name, r.kind, r.target, r.status.value, r.latency_ms, r.phases_ms,
+            r.reason, r.checked_at.timestamp(), r.started, r.http_status, cert, r.details,
+            r.recheck)
 
 
-def result_from_wire(d: dict[str, Any]) -> ProbeResult:
-    cert = None
-    if d.get("cert"):
-        c = dict(d["cert"])
-        c["expires_at"] = _dt(c["expires_at"])
-        c["leaf_expires_at"] = _dt(c.get("leaf_expires_at"))
-        c["sans"] = tuple(c.get("sans") or ())
-        cert = CertFacts(**c)
-    checked_at = _dt(d["checked_at"])
-    assert checked_at is not None
-    return ProbeResult(
-        name=d["name"], kind=d["kind"], target=d["target"], status=Status(d["status"]),
-        latency_ms=d["latency_ms"], phases_ms=d["phases_ms"], reason=d["reason"],
-        checked_at=checked_at, started=d["started"], http_status=d["http_status"],
-        cert=cert, details=d["details"], recheck=d["recheck"])
+def result_from_message(m: Message) -> ProbeResult:
+    (_, name, kind, target, status, latency, phases, reason, checked_at, started, http_status,
+     cert, details, recheck) = m
+    facts = None
+    if cert is not None:
+        expires, subject, issuer, earliest, leaf_expires, match, sans, chain = cert
+        expires_at = _dt(expires)
+        assert expires_at is not None
+        facts = CertFacts(expires_at=expires_at, subject=subject, issuer=issuer,
+                          earliest=earliest, leaf_expires_at=_dt(leaf_expires),
+                          hostname_match=match, sans=tuple(sans), chain_length=chain)
+    return ProbeResult(name=name, kind=kind, target=target, status=_STATUS[status],
+                       latency_ms=latency, phases_ms=phases, reason=reason,
+                       checked_at=datetime.fromtimestamp(checked_at, UTC), started=started,
+                       http_status=http_status, cert=facts, details=details, recheck=recheck)
 
 
-def transition_to_wire(t: Transition) -> dict[str, Any]:
-    return {"t": "transition", "name": t.name, "from": str(t.from_state), "to": str(t.to_state),
-            "reason": t.reason, "at": t.at.isoformat(), "monotonic": t.monotonic,
-            "previous_for": t.previous_for}
+def transition_message(t: Transition) -> Message:
+    return ("transition", t.name, t.from_state.value, t.to_state.value, t.reason,
+            t.at.timestamp(), t.monotonic, t.previous_for)
 
 
-def transition_from_wire(d: dict[str, Any]) -> Transition:
-    at = _dt(d["at"])
-    assert at is not None
-    return Transition(d["name"], State(d["from"]), State(d["to"]), d["reason"], at,
-                      d["monotonic"], d["previous_for"])
+def transition_from_message(m: Message) -> Transition:
+    _, name, before, after, reason, at, monotonic, previous_for = m
+    return Transition(name, _STATE[before], _STATE[after], reason,
+                      datetime.fromtimestamp(at, UTC), monotonic, previous_for)
+
+
+# ---------------------------------------------------------------- frames
+
+def pack(messages: list[Message]) -> bytes:
+    """One frame holding `messages`."""
+    try:
+        body = marshal.dumps(messages)
+    except ValueError:   # a probe put a value marshal lacks in `details`: make it plain
+        body = marshal.dumps([_plain(m) for m in messages])
+    return _HEADER.pack(MAGIC, len(body)) + body
+
+
+def _plain(message: Message) -> Message:
+    return tuple(json.loads(json.dumps(message, default=str)))
+
+
+class FrameReader:
+    """Splits a byte stream, arriving in arbitrary chunks, into messages."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Message]:
+        buffer = self._buffer
+        buffer += data
+        messages: list[Message] = []
+        position, end, header = 0, len(buffer), _HEADER.size
+        while end - position >= header:
+            magic, size = _HEADER.unpack_from(buffer, position)
+            if magic != MAGIC or size > MAX_FRAME:
+                seen = bytes(buffer[position:position + 40])
+                raise WireError(f"unexpected bytes from the engine: {seen!r}")
+            if end - position - header < size:
+                break
+            start = position + header
+            try:
+                messages += marshal.loads(buffer[start:start + size])
+            except (EOFError, ValueError, TypeError) as exc:
+                raise WireError(f"unreadable frame from the engine: {exc}") from None
+            position = start + size
+        del buffer[:position]
+        return messages

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from monitor.config import load_config
 from monitor.engine.client import EngineStats, InProcessEngine, ProcessEngine
 from monitor.engine.result import ProbeResult
 from monitor.engine.state import Transition
+from monitor.engine.wire import FrameReader
 from monitor.engine.worker import Outbox
 
 
@@ -128,10 +128,10 @@ async def test_outbox_drops_results_not_probes_when_the_ui_stops_reading():
     outbox = Outbox(transport, limit=16 * 1024)
     try:
         for i in range(2000):                 # ~200 KB: far more than the pipe holds
-            outbox.emit({"t": "result", "name": f"t{i}", "pad": "x" * 80}, droppable=True)
+            outbox.emit(("result", f"t{i}", f"{i:x>80}"), droppable=True)
             if i % 50 == 0:
                 outbox.flush()                # never blocks, whatever the reader does
-        outbox.emit({"t": "transition", "name": "t1"})
+        outbox.emit(("transition", "t1"))
         outbox.flush()
         assert outbox.dropped > 0
         assert transport.get_write_buffer_size() < 16 * 1024 + 64 * 1024
@@ -150,15 +150,14 @@ async def test_outbox_drops_results_not_probes_when_the_ui_stops_reading():
                 await asyncio.sleep(0.005)
     finally:
         transport.close()
-    lines = data.splitlines()
-    messages = [json.loads(line) for line in lines]   # every line whole
+    messages = FrameReader().feed(data)   # every frame whole
     assert len(messages) == 2000 - outbox.dropped + 1
-    assert messages[-1] == {"t": "transition", "name": "t1"}
+    assert messages[-1] == ("transition", "t1")
 
 
 async def test_worker_writes_to_a_file_or_dev_null_too(tmp_path, control_server):
     """stdout that is not a pipe (uvloop aborted on a file or /dev/null as
-    one): the same lines, written plainly."""
+    one): the same frames, written plainly."""
     path = write(tmp_path / "m.toml", control_server, ["good"], interval="1s")
     out = tmp_path / "out.jsonl"
     for target in (out, Path(os.devnull)):
@@ -168,7 +167,8 @@ async def test_worker_writes_to_a_file_or_dev_null_too(tmp_path, control_server)
                 stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.PIPE)
             try:
                 if target == out:
-                    await wait_for(lambda: b'"t":"result"' in out.read_bytes())
+                    await wait_for(lambda: any(m[0] == "result"
+                                               for m in FrameReader().feed(out.read_bytes())))
                 else:
                     await asyncio.sleep(1.5)   # a result or two went to /dev/null
             finally:
@@ -176,5 +176,5 @@ async def test_worker_writes_to_a_file_or_dev_null_too(tmp_path, control_server)
                 proc.stdin.close()
                 code = await asyncio.wait_for(proc.wait(), 5)
             assert code == 0, (target, (await proc.stderr.read())[-500:])
-    kinds = {json.loads(line)["t"] for line in out.read_bytes().splitlines()}
+    kinds = {m[0] for m in FrameReader().feed(out.read_bytes())}
     assert "result" in kinds
