@@ -27,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "./monitor.toml, then ~/.config/monitor/config.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    parser.add_argument("--refresh", type=float, default=0.25, metavar="SECONDS",
-                        help="dashboard redraw interval (default 0.25; raise it on slow links)")
+    parser.add_argument("--refresh", type=float, default=0.5, metavar="SECONDS",
+                        help="dashboard redraw interval (default 0.5; raise it on slow links)")
     dashboard = sub.add_parser("dashboard", help="the full-screen dashboard (the default)")
     _config_arg(dashboard)
     dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
-                           dest="sub_refresh", help="redraw interval (default 0.25)")
+                           dest="sub_refresh", help="redraw interval (default 0.5)")
     parser.add_argument("--record", metavar="FILE",
                         help="dashboard: also append every result to FILE as JSON lines")
     parser.add_argument("--ui-nice", type=int, default=19, metavar="N",

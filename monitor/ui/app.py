@@ -103,7 +103,7 @@ class MonitorApp(App[int]):
     BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
 
     def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
-                 refresh: float = 0.25, clock: Callable[[], float] = time.perf_counter,
+                 refresh: float = 0.5, clock: Callable[[], float] = time.perf_counter,
                  theme_dirs: list | None = None, watch_terminal: bool = True,
                  ui_nice: int = 0) -> None:
         super().__init__()

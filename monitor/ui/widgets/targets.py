@@ -302,7 +302,7 @@ class TargetTable(ScrollView, can_focus=True):
 
     def render_rows(self, keys: list[str], cells_for: Callable[[str], dict[str, Text]]) -> int:
         """Store new cells; re-render and refresh only rows that changed."""
-        changed = 0
+        changed: list[int] = []
         for key in keys:
             old = self._cells.get(key)
             if old is None:
@@ -311,9 +311,11 @@ class TargetTable(ScrollView, can_focus=True):
             if not same_cells(old, new):
                 self._cells[key] = new
                 self._strips.pop(key, None)
-                self.refresh_line(self._index[key])
-                changed += 1
-        return changed
+                changed.append(self._index[key])
+        if changed:   # one refresh for all: each call clears the widget's caches anew
+            top, width = self.scroll_offset.y, max(self.virtual_size.width, self.size.width)
+            self.refresh(*(Region(0, row - top, width, 1) for row in changed))
+        return len(changed)
 
     def render_line(self, y: int) -> Strip:
         index = int(self.scroll_y) + y
