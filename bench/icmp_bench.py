@@ -10,7 +10,10 @@ Both run on uvloop (when installed), one process each, one after the other
   floor   the least an asyncio program can do: one raw socket, one task per
           host that sends an echo, waits for its reply on a future resolved
           by the socket's reader, and sleeps out the second. No statistics,
-          no timeouts beyond the wait, no results.
+          no timeouts beyond the wait, no results. Starts spread evenly.
+  floor-grid
+          the same, with starts on the engine's grid (BATCH_SLOT, 250 ms):
+          the floor for what the engine does since it batches ICMP starts.
 
 CPU is getrusage(RUSAGE_SELF) user+sys over the window after a warm-up, per
 echo and in percent of one core. sys includes the kernel's loopback echo
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import socket
@@ -37,6 +41,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+GRID = 0.25                    # monitor.engine.scheduler.BATCH_SLOT
+CHILDREN = ("engine", "floor", "floor-grid")
 
 
 def _cpu() -> tuple[float, float]:
@@ -99,7 +105,8 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def floor_child(hosts: int, warmup: float, seconds: float) -> dict[str, float]:
+def floor_child(hosts: int, warmup: float, seconds: float,
+                grid: float | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
     ident = os.getpid() & 0xFFFF
 
@@ -122,21 +129,27 @@ def floor_child(hosts: int, warmup: float, seconds: float) -> dict[str, float]:
                     if waiter is not None and not waiter.done():
                         waiter.set_result(None)
 
+        start = loop.time()
+
         async def host(index: int) -> None:
-            await asyncio.sleep(index / hosts)
+            offset = index / hosts
+            if grid:   # hosts in the same slot share the exact same deadlines
+                offset = math.ceil(offset / grid - 1e-9) * grid
+            due = start + offset
             while True:
-                began = loop.time()
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 seq[0] = number = (seq[0] + 1) & 0xFFFF
                 packet = struct.pack("!BBHHH", 8, 0, 0, ident, number) + bytes(56)
                 packet = packet[:2] + struct.pack("!H", _checksum(packet)) + packet[4:]
                 waiter = pending[number] = loop.create_future()
                 sock.sendto(packet, (f"127.0.0.{index + 1}", 0))
-                try:
-                    await asyncio.wait_for(waiter, 0.8)
+                try:   # not wait_for: on 3.11 it can swallow the final cancel
+                    async with asyncio.timeout(0.8):
+                        await waiter
                 except TimeoutError:
                     pending.pop(number, None)
                 count[0] += 1
-                await asyncio.sleep(max(0.0, began + 1.0 - loop.time()))
+                due += 1.0
 
         loop.add_reader(sock.fileno(), readable)
         tasks = [asyncio.create_task(host(i)) for i in range(hosts)]
@@ -159,13 +172,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="window (15)")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up (3)")
     parser.add_argument("--repeat", type=int, default=3, help="pairs (3)")
-    parser.add_argument("--child", choices=("engine", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("engine", "floor", "floor-grid"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not 1 <= args.hosts <= 254:
         parser.error("--hosts must be 1..254 (addresses 127.0.0.1..N)")
+    if args.child == "engine":
+        print(json.dumps(engine_child(args.hosts, args.warmup, args.seconds)))
+        return 0
     if args.child:
-        run = engine_child if args.child == "engine" else floor_child
-        print(json.dumps(run(args.hosts, args.warmup, args.seconds)))
+        grid = GRID if args.child == "floor-grid" else None
+        print(json.dumps(floor_child(args.hosts, args.warmup, args.seconds, grid)))
         return 0
     if os.geteuid() != 0:
         print("icmp_bench: the floor pinger needs a raw ICMP socket: run as root",
@@ -173,7 +190,7 @@ def main() -> int:
         return 2
     rows: list[tuple[str, dict[str, float]]] = []
     for pair in range(args.repeat):
-        order = ("engine", "floor") if pair % 2 == 0 else ("floor", "engine")
+        order = CHILDREN if pair % 2 == 0 else CHILDREN[::-1]
         for child in order:
             done = subprocess.run(
                 [sys.executable, __file__, "--child", child, "--hosts", str(args.hosts),
@@ -189,10 +206,10 @@ def main() -> int:
     for child, row in rows:
         print(f"| {child} | {row['echoes']:.0f} | {row['user_us']:.0f} | {row['sys_us']:.0f} "
               f"| {row['cpu_pct']:.2f} |")
-    for child in ("engine", "floor"):
-        cpu = [row["cpu_pct"] for name, row in rows if name == child]
-        print(f"\n{child}: median {statistics.median(cpu):.2f} % of a core", end="")
     print()
+    for child in CHILDREN:
+        cpu = [row["cpu_pct"] for name, row in rows if name == child]
+        print(f"{child}: median {statistics.median(cpu):.2f} % of a core")
     return 0
 
 

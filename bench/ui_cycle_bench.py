@@ -4,8 +4,9 @@
 The app runs headless (`App.run_test`, 160x50) on a scripted engine and a
 simulated clock: 100 icmp targets with 30 samples of history each
 (`--samples`; the default cap is 1,000, reached after 17 minutes at 1 s), then
-every 0.25 simulated seconds 25 new results (each target one a second, started
-just now), a flush, and a pause until Textual has drawn the changed lines. Process CPU time over the
+every 0.5 simulated seconds (`--refresh`, the dashboard's default) 50 new
+results (each target one a second, started just now), a flush, and a pause
+until Textual has drawn the changed lines. Process CPU time over the
 loop, divided by the simulated seconds, is what the UI process would spend
 per real second on that stream, without the noise of a shared machine, the
 terminal or the engine process. `--idle` sends no results (only the clock
@@ -13,6 +14,7 @@ moves: age cells change once a second). Deterministic enough to compare
 commits: run it before and after a change.
 
     python bench/ui_cycle_bench.py [--seconds 20] [--targets 100] [--idle] [--repeat 3]
+                                   [--samples 30] [--refresh 0.5]
 
 No network traffic at all.
 """
@@ -44,7 +46,8 @@ def config_text(targets: int) -> str:
     return "\n".join(lines)
 
 
-async def one_run(path: Path, targets: int, seconds: int, idle: bool, samples: int = 30) -> float:
+async def one_run(path: Path, targets: int, seconds: int, idle: bool, samples: int = 30,
+                  refresh: float = 0.5) -> float:
     """Milliseconds of CPU per simulated second."""
     clock = [NOW]
     rng = random.Random(7)
@@ -64,12 +67,13 @@ async def one_run(path: Path, targets: int, seconds: int, idle: bool, samples: i
                 result(n, float(samples - k))
         app.flush()
         await pilot.pause()
-        per_step = 0 if idle else max(1, targets // 4)
+        steps_per_second = round(1 / refresh)
+        per_step = 0 if idle else max(1, targets // steps_per_second)
         started = time.process_time()
-        for step in range(seconds * 4):
+        for step in range(seconds * steps_per_second):
             for i in range(per_step):
                 result((step * per_step + i) % targets + 1, NOW - clock[0])   # just now
-            clock[0] += 0.25
+            clock[0] += 1 / steps_per_second
             app.flush()
             await pilot.pause()
         return 1000 * (time.process_time() - started) / seconds
@@ -81,17 +85,20 @@ def main() -> int:
     parser.add_argument("--targets", type=int, default=100)
     parser.add_argument("--idle", action="store_true", help="no results, only the clock")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--refresh", type=float, default=0.5,
+                        help="simulated seconds between flushes (0.5, the dashboard's default)")
     parser.add_argument("--samples", type=int, default=30,
                         help="history each target starts with (30; the default cap is 1000)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "ui-cycle.toml"
         path.write_text(config_text(args.targets))
-        runs = [asyncio.run(one_run(path, args.targets, args.seconds, args.idle, args.samples))
+        runs = [asyncio.run(one_run(path, args.targets, args.seconds, args.idle, args.samples,
+                                    args.refresh))
                 for _ in range(args.repeat)]
     what = "idle (clock only)" if args.idle else f"{args.targets} results/s"
     print(f"UI refresh cycle, {args.targets} targets, {what}, 160x50: "
-          f"{args.samples} samples of history each: "
+          f"{args.samples} samples of history each, a flush every {args.refresh:g} s: "
           f"{statistics.median(runs):.1f} ms CPU per second (median of "
           f"{', '.join(f'{r:.1f}' for r in runs)})")
     return 0
