@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The ICMP engine's CPU per probe against the floor: a minimal asyncio pinger.
 
-Both run on uvloop (when installed), one process each, one after the other
-(`--repeat` pairs, alternating order), on the same workload: N hosts
-127.0.0.1..N, one echo each per second (`count = 1`, 56-byte payload).
+All run on uvloop (when installed), one process each, one after the other
+(`--repeat` rounds, the order reversed every other round), on the same
+workload: N hosts 127.0.0.1..N, one echo each per second (`count = 1`,
+56-byte payload).
 
   engine  monitor's Engine with N `kind = "icmp"` targets, results consumed
           by a callback that drops them (no UI, no JSON).
