@@ -116,6 +116,7 @@ class Engine:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._lateness: deque[float] = deque(maxlen=512)
         self._grid_load: dict[float, int] = {}   # grid point -> batchable starts booked
+        self._grid_prune_at = 1024
         self.probes_total = 0
         self._running = False
 
@@ -281,10 +282,12 @@ class Engine:
         if load >= BATCH_MAX:
             return due
         self._grid_load[point] = load + 1
-        if len(self._grid_load) > 1024:   # forget the past now and then
+        if len(self._grid_load) > self._grid_prune_at:   # forget the past now and then
             now = self._now()
             for old in [p for p in self._grid_load if p < now]:
                 del self._grid_load[old]
+            # long intervals book far ahead: prune again only once it has doubled
+            self._grid_prune_at = max(1024, 2 * len(self._grid_load))
         return point
 
     async def _wait(self, rt: _Runtime, due: float) -> bool:

@@ -262,3 +262,17 @@ async def test_engine_is_bounded_in_memory(control_server):
     engine, got = await run_engine(config, 0.5)
     assert len(got.of("m")) > 10
     assert len(engine.views["m"].stats.samples) == 10
+
+
+async def test_grid_bookings_are_capped_and_forgotten_once_past():
+    from monitor.engine.scheduler import BATCH_MAX, on_grid
+
+    engine = Engine(parse_config("[settings]\n"))
+    now = asyncio.get_running_loop().time()
+    due = now + 10.01
+    booked = [engine._book_grid_point(due) for _ in range(BATCH_MAX + 3)]
+    assert on_grid(due) > due and booked[:BATCH_MAX] == [on_grid(due)] * BATCH_MAX
+    assert booked[BATCH_MAX:] == [due] * 3              # a full point: at its own time
+    for i in range(5000):                                # an hour of bookings, long gone
+        engine._book_grid_point(now - 3600 + i * 0.5)
+    assert len(engine._grid_load) <= 1025
