@@ -106,8 +106,13 @@ class _Runtime:
 
 class Engine:
     def __init__(self, config: Config, *, on_result: ResultCallback | None = None,
-                 on_transition: TransitionCallback | None = None) -> None:
+                 on_transition: TransitionCallback | None = None,
+                 keep_history: bool = True) -> None:
+        """`keep_history=False`: the views keep state and the last result but
+        only one sample, for an engine whose consumer keeps its own (the
+        dashboard's engine process; its UI has the full history)."""
         self.settings: Settings = config.settings
+        self._keep_history = keep_history
         self._targets = list(config.targets)
         self._on_result = on_result
         self._on_transition = on_transition
@@ -222,7 +227,7 @@ class Engine:
              paused: bool = False) -> None:
         now = self._now()
         if view is None:
-            view = TargetView(target, self.settings.history, now)
+            view = TargetView(target, self.settings.history if self._keep_history else 1, now)
         view.target = target
         if target.paused or paused:
             state = State.PAUSED

@@ -134,7 +134,8 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
             demo = None
 
     engine = Engine(config, on_result=on_result,
-                    on_transition=lambda t: emit(transition_message(t)))
+                    on_transition=lambda t: emit(transition_message(t)),
+                    keep_history=False)   # the UI keeps the history it shows
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)

@@ -264,6 +264,19 @@ async def test_engine_is_bounded_in_memory(control_server):
     assert len(engine.views["m"].stats.samples) == 10
 
 
+async def test_an_engine_whose_consumer_keeps_history_keeps_one_sample(control_server):
+    config = config_for(control_server, ["m"], 'interval = "20ms"\ntimeout = "15ms"')
+    engine = Engine(config, keep_history=False)
+    await engine.start()
+    try:
+        await asyncio.sleep(0.2)
+    finally:
+        await engine.stop()
+    view = engine.views["m"]
+    assert view.stats.checks > 3 and len(view.stats.samples) == 1
+    assert view.last is not None and view.state is State.UP
+
+
 async def test_grid_bookings_are_capped_and_forgotten_once_past():
     from monitor.engine.scheduler import BATCH_MAX, on_grid
 
