@@ -178,3 +178,21 @@ async def test_worker_writes_to_a_file_or_dev_null_too(tmp_path, control_server)
             assert code == 0, (target, (await proc.stderr.read())[-500:])
     kinds = {m[0] for m in FrameReader().feed(out.read_bytes())}
     assert "result" in kinds
+
+
+async def test_output_that_is_not_frames_is_reported_not_fatal(tmp_path, control_server):
+    """Something other than the engine on the pipe (a wrapper that prints a
+    banner, say) must surface as a clear error in the UI, not a traceback."""
+    path = write(tmp_path / "m.toml", control_server, ["good"], interval="1s")
+    impostor = tmp_path / "python"
+    impostor.write_text("#!/bin/sh\necho 'Welcome to the engine'\nexec head -n 1 >/dev/null\n")
+    impostor.chmod(0o755)
+    got = Listener()
+    engine = ProcessEngine(path, got, python=str(impostor))
+    await engine.start()
+    try:
+        await wait_for(lambda: got.errors)
+        assert got.errors[0].startswith("engine output unreadable")
+        assert "Welcome to the engine" in got.errors[0]
+    finally:
+        await engine.stop()
