@@ -78,10 +78,6 @@ class SampleRing:
     def __iter__(self) -> Iterator[Sample]:
         return (self._sample(i) for i in self._indices())
 
-    def tail(self, count: int) -> list[Sample]:
-        """The newest `count` samples, oldest first."""
-        return [self._sample(i) for i in self._indices(count)]
-
     def last(self) -> Sample | None:
         return self._sample(self._indices(1)[0]) if self.status else None
 
@@ -102,7 +98,7 @@ class SampleRing:
         """Whether the oldest sample (the one `append` replaces next) was answered."""
         if not self.status:
             return False
-        i = self.head if len(self.status) == self.size else 0
+        i = self.head   # 0 until the ring is full
         return self.status[i] != _DOWN and not math.isnan(self.latency[i])
 
     def answered_after_oldest(self) -> float | None:
@@ -120,9 +116,6 @@ class SampleRing:
         latency, status = self.latency, self.status
         return [latency[i] for i in self._indices()
                 if status[i] != _DOWN and not math.isnan(latency[i])]
-
-    def down_count(self) -> int:
-        return self.status.count(_DOWN)
 
 
 @dataclass(frozen=True, slots=True)
