@@ -18,6 +18,7 @@ from monitor.config.lines import Path as KeyPath
 from monitor.config.lines import key_lines, line_of
 from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
 from monitor.probes import registry
+from monitor.probes.text import redact_secrets
 
 _ENV = re.compile(r"\$(\$)?\{([^}]*)\}")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -69,9 +70,17 @@ class _Loader:
         self.environ = environ
         self.problems: list[Problem] = []
         self.lines: dict[KeyPath, int] = {}
+        # value -> variable name of every ${VAR} substituted: secrets, shown
+        # only by name in problems, results and everything else printed
+        self.secrets: dict[str, str] = {}
 
     def report(self, path: KeyPath, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, line_of(self.lines, path), key, message))
+
+    def fail(self) -> ConfigError:
+        problems = sorted(self.problems, key=lambda p: p.line)
+        return ConfigError([dataclasses.replace(p, message=redact_secrets(p.message, self.secrets))
+                            for p in problems])
 
     def load(self) -> Config:
         try:
@@ -99,9 +108,9 @@ class _Loader:
         targets = self.targets(data.get("targets", []), settings)
         keys = self.keys(data.get("keys", {}))
         if self.problems:
-            raise ConfigError(sorted(self.problems, key=lambda p: p.line))
+            raise self.fail()
         return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets),
-                      keys=keys)
+                      keys=keys, secrets=self.secrets)
 
     def keys(self, raw: Any) -> dict[str, str]:
         if not isinstance(raw, dict):
@@ -130,7 +139,10 @@ class _Loader:
                 if name not in self.environ:
                     self.report(path, _dotted(path), f"environment variable {name} is not set")
                     return ""
-                return self.environ[name]
+                secret = self.environ[name]
+                if secret:
+                    self.secrets[secret] = name
+                return secret
             return _ENV.sub(replace, value)
         if isinstance(value, dict):
             return {k: self.substitute(v, path + (k,)) for k, v in value.items()}
@@ -224,7 +236,7 @@ class _Loader:
             success_threshold=_pick(common.success_threshold, settings.success_threshold),
         )
         return Target(options=options, line=line_of(self.lines, ("targets", index)),
-                      raw=raw, **fields)
+                      raw=raw, secrets=self.secrets, **fields)
 
 
 def _pick(value: Any, default: Any) -> Any:

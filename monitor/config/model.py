@@ -87,11 +87,15 @@ class Target:
     description: str = ""
     line: int = 0                # line of its [[targets]] header, for messages
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # value -> name of the ${VAR}s the config substituted: never shown by value
+    secrets: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def display_target(self) -> str:
+        """URL or host[:port] as shown everywhere: no password, no ${VAR} value."""
         from monitor.probes.registry import probe_class
-        return probe_class(self.kind).describe(self.options)
+        from monitor.probes.text import redact_secrets
+        return redact_secrets(probe_class(self.kind).describe(self.options), self.secrets)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +105,7 @@ class Config:
     demo: DemoSettings
     targets: tuple[Target, ...]
     keys: dict[str, str] = field(default_factory=dict)   # binding id -> keys
+    secrets: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def target(self, name: str) -> Target:
         for target in self.targets:

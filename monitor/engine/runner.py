@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from monitor.config.durations import format_duration
 from monitor.config.model import Target
 from monitor.engine.result import ProbeResult, Status
-from monitor.probes.base import Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
+from monitor.probes.base import CertFacts, Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
 from monitor.probes.errors import describe_error
 from monitor.probes.registry import probe_class
+from monitor.probes.text import printable, shown, shown_value
 
 
 def make_probe(target: Target) -> Probe:
@@ -43,12 +44,14 @@ async def run_probe(target: Target, ctx: ProbeContext, probe: Probe | None = Non
     except Exception as exc:  # a probe bug must not kill the engine
         reason = describe_error(exc)
 
+    secrets = target.secrets
     if outcome is None:
         return ProbeResult(
             name=target.name, kind=target.kind, target=target.display_target,
-            status=Status.DOWN, latency_ms=None, phases_ms=timer.phases, reason=reason,
+            status=Status.DOWN, latency_ms=None, phases_ms=timer.phases,
+            reason=None if reason is None else shown(reason, secrets),
             checked_at=checked_at, started=timer.started, http_status=http_status,
-            details=details)
+            details=shown_value(details, secrets))
 
     latency = outcome.latency_ms if outcome.latency_ms is not None else timer.elapsed_ms()
     status, reason = Status.UP, None
@@ -59,9 +62,20 @@ async def run_probe(target: Target, ctx: ProbeContext, probe: Probe | None = Non
     elif target.max_latency is not None and latency > target.max_latency * 1000:
         status = Status.DEGRADED
         reason = f"slow: {latency:.0f}ms > max {format_duration(target.max_latency)}"
+    # Everything a peer said enters the result here, made printable and with
+    # secrets redacted, so no output path can forget to.
     return ProbeResult(
         name=target.name, kind=target.kind, target=target.display_target,
-        status=status, latency_ms=latency, phases_ms=timer.phases, reason=reason,
+        status=status, latency_ms=latency, phases_ms=timer.phases,
+        reason=None if reason is None else shown(reason, secrets),
         checked_at=checked_at, started=timer.started, http_status=outcome.http_status,
-        cert=outcome.cert, details=outcome.details)
+        cert=_shown_cert(outcome.cert), details=shown_value(outcome.details, secrets))
+
+
+def _shown_cert(cert: CertFacts | None) -> CertFacts | None:
+    if cert is not None:
+        cert.subject, cert.issuer = printable(cert.subject), printable(cert.issuer)
+        cert.earliest = printable(cert.earliest)
+        cert.sans = tuple(printable(name) for name in cert.sans)
+    return cert
 

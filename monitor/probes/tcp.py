@@ -14,6 +14,7 @@ from monitor.config.fields import (
 from monitor.probes import net
 from monitor.probes.base import Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
 from monitor.probes.errors import describe_error
+from monitor.probes.text import printable
 from monitor.probes.tls import judge_tls
 
 # After a complete line has arrived without the expected text, this much
@@ -173,10 +174,6 @@ def excerpt(data: bytes | bytearray, limit: int = EXCERPT_CHARS) -> str:
     """A short printable rendering: control characters escaped, long text cut."""
     shown = printable(bytes(data[:limit * 4]).decode("utf-8", "replace").strip())
     return shown if len(shown) <= limit else shown[:limit - 1] + "…"
-
-
-def printable(text: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def format_size(size: int) -> str:
