@@ -24,6 +24,9 @@ QUIET = 0.5
 # partial answer can be shown in the reason.
 DEADLINE_MARGIN = 0.005
 EXCERPT_CHARS = 60
+# expect_regex is searched again over the new bytes plus this many before
+# them: a match must fit in it (banners and replies are far shorter).
+REGEX_OVERLAP = 8 * 1024
 
 
 def _not_empty(value: str) -> str | None:
@@ -50,7 +53,7 @@ class TcpOptions:
     expect: str | None = option(None, convert=to_str, check=_not_empty,
                                 doc="text to find in what is read (banners need no send)")
     expect_regex: re.Pattern[str] | None = option(None, convert=to_regex,
-                                                  doc="regular expression to search for instead")
+                                                  doc="regular expression to search for instead (a match fits in 8 KiB)")
     read_limit: int = option(64 * 1024, convert=to_size, check=in_range(1, 16 * 1024 * 1024),
                              doc="read at most this much while looking for expect")
 
@@ -125,7 +128,9 @@ class TcpProbe(Probe):
                                "was received (got nothing)")
         buffer = bytearray(data)
         with timer.phase("transfer"):
-            while not self._found(buffer):
+            searched = 0
+            while not self._found(buffer, searched):
+                searched = len(buffer)
                 await self._read_more(reader, buffer, deadline)
         return bytes(buffer)
 
@@ -133,10 +138,10 @@ class TcpProbe(Probe):
                          deadline: float) -> None:
         """Append the next chunk, or fail saying what arrived instead."""
         room = self.options.read_limit - len(buffer)
-        got = f"got '{excerpt(buffer)}'"
         if room <= 0:
             size = format_size(self.options.read_limit)
-            raise ProbeFailure(f"expected {self._wanted()} in the first {size}, {got}")
+            raise ProbeFailure(f"expected {self._wanted()} in the first {size}, "
+                               f"got '{excerpt(buffer)}'")
         left = deadline - asyncio.get_running_loop().time()
         # A complete line followed by silence is a finished answer.
         quiet = buffer.endswith(b"\n") and left > QUIET
@@ -144,21 +149,33 @@ class TcpProbe(Probe):
             async with asyncio.timeout(QUIET if quiet else max(left, 0.0)):
                 chunk = await reader.read(room)
         except TimeoutError:
+            got = f"got '{excerpt(buffer)}'"
             if quiet:
                 raise ProbeFailure(f"expected {self._wanted()}, {got}") from None
             raise ProbeFailure(f"timed out after {format_duration(self.target.timeout)} "
                                f"waiting for {self._wanted()} ({got})") from None
         if not chunk:
             raise ProbeFailure(f"connection closed by peer before {self._wanted()} "
-                               f"was received ({got})")
+                               f"was received (got '{excerpt(buffer)}')")
         buffer += chunk
 
-    def _found(self, buffer: bytearray) -> bool:
+    def _found(self, buffer: bytearray, searched: int) -> bool:
+        """Whether what is wanted is in `buffer`, whose first `searched` bytes
+        were already searched: only the new bytes (and the overlap a match can
+        straddle) are looked at, so a peer dripping a large answer costs work
+        in proportion to what it sends, not to its square."""
         o: TcpOptions = self.options
         if o.expect is not None:
-            return o.expect.encode("utf-8") in buffer
+            needle = o.expect.encode("utf-8")
+            return buffer.find(needle, max(0, searched - len(needle) + 1)) >= 0
         if o.expect_regex is not None:
-            return o.expect_regex.search(buffer.decode("utf-8", "replace")) is not None
+            start = max(0, searched - REGEX_OVERLAP)
+            if start == 0:
+                return o.expect_regex.search(buffer.decode("utf-8", "replace")) is not None
+            # One byte of context before the window, searched from index 1:
+            # `^` and lookbehinds then see the real preceding character.
+            text = buffer[start - 1:].decode("utf-8", "replace")
+            return o.expect_regex.search(text, 1) is not None
         return True  # `send` alone: any reply will do
 
     def _wanted(self) -> str:

@@ -282,3 +282,38 @@ def test_excerpt():
     assert excerpt(b"y" * 100, limit=10) == "yyyyyyyyy…"
     assert excerpt(b"") == ""
     assert QUIET < 1  # tests above rely on the quiet pause being short
+
+
+# --- a dripping peer costs work in proportion to what it sends ---------------
+
+def dripper(chunks: int, size: int = 1024):
+    """Sends `chunks` pieces of `size` bytes, one per loop turn, then closes."""
+    async def handler(reader: Reader, writer: Writer) -> None:
+        piece = b"x" * (size - 1) + b" "
+        for _ in range(chunks):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.close()
+    return handler
+
+
+async def _drip_cpu(chunks: int, **expect: object) -> float:
+    import time
+    async with serve(dripper(chunks)) as port:
+        begin = time.process_time()
+        result = await probe_tcp(port, read_limit="16MiB", timeout="20s", **expect)
+        spent = time.process_time() - begin
+    assert result.status is Status.DOWN
+    assert result.reason is not None and result.reason.startswith("connection closed by peer before")
+    return spent
+
+
+@pytest.mark.parametrize("expect", [{"expect": "NEVER"}, {"expect_regex": "NEV(ER)+"}])
+async def test_dripping_peer_costs_linear_work(expect: dict[str, object]):
+    # Searching the whole buffer again for each chunk makes twice the bytes
+    # cost four times the CPU; searching only new bytes, about twice. Best of
+    # three runs of each size damps the noise of a shared machine.
+    small = min([await _drip_cpu(1500, **expect) for _ in range(3)])
+    large = min([await _drip_cpu(3000, **expect) for _ in range(3)])
+    assert large / small < 3.0, (small, large)
