@@ -52,8 +52,8 @@ class TcpOptions:
                               doc='sent after connecting, e.g. "PING\\r\\n"; a reply is then due')
     expect: str | None = option(None, convert=to_str, check=_not_empty,
                                 doc="text to find in what is read (banners need no send)")
-    expect_regex: re.Pattern[str] | None = option(None, convert=to_regex,
-                                                  doc="regular expression to search for instead (a match fits in 8 KiB)")
+    expect_regex: re.Pattern[str] | None = option(
+        None, convert=to_regex, doc="regular expression to search for instead (a match fits in 8 KiB)")
     read_limit: int = option(64 * 1024, convert=to_size, check=in_range(1, 16 * 1024 * 1024),
                              doc="read at most this much while looking for expect")
 
