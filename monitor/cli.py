@@ -170,6 +170,8 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
 
     async def body() -> int:
         engine = Engine(config)
+        for notice in engine.notices:
+            print(f"monitor: {notice}", file=sys.stderr)
         try:
             results = await engine.check_once(names)
         finally:
@@ -206,7 +208,9 @@ async def cmd_run(config: Config, as_json: bool) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        engine = Engine(config, on_result=on_result, on_transition=on_transition)
+        engine = Engine(config, on_result=on_result, on_transition=on_transition,
+                        on_notice=lambda text: print(f"monitor: {text}", file=sys.stderr,
+                                                     flush=True))
         if not as_json:
             print(f"monitor: probing {len(config.targets)} targets from {config.path}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from monitor.config.durations import format_duration
 from monitor.config.model import Target
+from monitor.engine.fdlimit import OutOfFiles, out_of_files
 from monitor.engine.result import ProbeResult, Status
 from monitor.probes.base import CertFacts, Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
 from monitor.probes.errors import describe_error
@@ -19,7 +20,9 @@ def make_probe(target: Target) -> Probe:
 
 
 async def run_probe(target: Target, ctx: ProbeContext, probe: Probe | None = None) -> ProbeResult:
-    """Probe `target` once. Never raises except CancelledError.
+    """Probe `target` once. Never raises except CancelledError, and
+    OutOfFiles when the monitor itself had no descriptor for it (not the
+    target's fault: the caller retries instead of reporting it).
 
     The latency clock starts here, so callers must acquire any concurrency
     slot before calling.
@@ -38,10 +41,14 @@ async def run_probe(target: Target, ctx: ProbeContext, probe: Probe | None = Non
         during = f" during {timer.current}" if timer.current else ""
         reason = f"timed out after {format_duration(target.timeout)}{during}"
     except ProbeFailure as failure:
+        if out_of_files(failure):
+            raise OutOfFiles(failure.reason) from failure
         reason, http_status, details = failure.reason, failure.http_status, failure.details
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a probe bug must not kill the engine
+        if out_of_files(exc):
+            raise OutOfFiles(describe_error(exc)) from exc
         reason = describe_error(exc)
 
     secrets = target.secrets
@@ -79,3 +86,10 @@ def _shown_cert(cert: CertFacts | None) -> CertFacts | None:
         cert.sans = tuple(printable(name) for name in cert.sans)
     return cert
 
+
+
+def not_probed(target: Target, reason: str) -> ProbeResult:
+    """A result for a target the monitor could not probe at all."""
+    return ProbeResult(name=target.name, kind=target.kind, target=target.display_target,
+                       status=Status.DOWN, latency_ms=None, phases_ms={}, reason=reason,
+                       checked_at=datetime.now(UTC))

@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from monitor.config.model import Config, Settings, Target
 from monitor.engine.board import TargetView
 from monitor.engine.result import ProbeResult
-from monitor.engine.runner import make_probe, run_probe
+from monitor.engine.fdlimit import OutOfFiles, fit_concurrency
+from monitor.engine.runner import make_probe, not_probed, run_probe
 from monitor.engine.state import State, Tracker, Transition
 from monitor.probes.base import Probe, ProbeContext
 
@@ -36,8 +37,14 @@ log = logging.getLogger(__name__)
 
 BATCH_SLOT = 0.25  # seconds: the grid batchable probes start on
 BATCH_MAX = 50     # starts per grid point: ~2.5 ms of work at most
+# A probe that found no free descriptor is tried again this many times, this
+# much later each time, before its slot is given up (counted as a skip).
+FD_RETRIES = 3
+FD_RETRY_DELAY = 0.25
+NOTICE_EVERY = 60.0   # seconds between repeated notices of the same trouble
 ResultCallback = Callable[[ProbeResult], None]
 TransitionCallback = Callable[[Transition], None]
+NoticeCallback = Callable[[str], None]
 
 
 class _Wake:
@@ -107,6 +114,7 @@ class _Runtime:
 class Engine:
     def __init__(self, config: Config, *, on_result: ResultCallback | None = None,
                  on_transition: TransitionCallback | None = None,
+                 on_notice: NoticeCallback | None = None,
                  keep_history: bool = True) -> None:
         """`keep_history=False`: the views keep state and the last result but
         only one sample, for an engine whose consumer keeps its own (the
@@ -116,9 +124,15 @@ class Engine:
         self._targets = list(config.targets)
         self._on_result = on_result
         self._on_transition = on_transition
+        self._on_notice = on_notice
         self._runtimes: dict[str, _Runtime] = {}
         self._ctx = ProbeContext(user_agent=self.settings.user_agent)
-        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        budget = fit_concurrency(self.settings.concurrency)
+        self.concurrency = budget.concurrency
+        self.notices: list[str] = [budget.notice] if budget.notice else []
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self.out_of_files = 0      # probes that found no free descriptor (retried)
+        self._out_of_files_told = -NOTICE_EVERY
         self._lateness: deque[float] = deque(maxlen=512)
         self._grid_load: dict[float, int] = {}   # grid point -> batchable starts booked
         self._grid_prune_at = 1024
@@ -142,6 +156,8 @@ class Engine:
 
     async def start(self) -> None:
         self._running = True
+        for notice in self.notices:
+            self._emit(self._on_notice, notice)
         count = max(1, len(self._targets))
         for index, target in enumerate(self._targets):
             self._add(target, offset=target.interval * index / count)
@@ -210,8 +226,15 @@ class Engine:
         targets = [t for t in self._targets if wanted is None or t.name in wanted]
 
         async def one(target: Target) -> ProbeResult:
-            async with self._slots:
-                return await run_probe(target, self._ctx)
+            for attempt in range(FD_RETRIES):
+                async with self._slots:
+                    try:
+                        return await run_probe(target, self._ctx)
+                    except OutOfFiles:
+                        self.out_of_files += 1
+                await asyncio.sleep(FD_RETRY_DELAY * (attempt + 1))
+            return not_probed(target, "not probed: the monitor ran out of open files "
+                                      "(raise ulimit -n or lower concurrency)")
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
@@ -300,12 +323,20 @@ class Engine:
         return await rt.wake.sleep_until(due)
 
     async def _probe(self, rt: _Runtime, recheck: bool) -> None:
-        async with self._slots:
-            rt.busy = True
-            try:
-                result = await run_probe(rt.target, self._ctx, rt.probe)
-            finally:
-                rt.busy = False
+        for attempt in range(FD_RETRIES):
+            async with self._slots:
+                rt.busy = True
+                try:
+                    result = await run_probe(rt.target, self._ctx, rt.probe)
+                    break
+                except OutOfFiles as exc:
+                    self._ran_out_of_files(rt, exc)
+                finally:
+                    rt.busy = False
+            await asyncio.sleep(FD_RETRY_DELAY * (attempt + 1))
+        else:
+            rt.skips += 1   # the monitor could not probe it this time: no verdict
+            return
         if rt.tracker.state is State.PAUSED:
             return   # paused while in flight: the user asked us to stop counting
         result.recheck = recheck
@@ -315,6 +346,16 @@ class Engine:
         self._emit(self._on_result, result)
         if transition is not None:
             self._publish_transition(rt, transition)
+
+    def _ran_out_of_files(self, rt: _Runtime, exc: OutOfFiles) -> None:
+        self.out_of_files += 1
+        now = self._now()
+        if now - self._out_of_files_told >= NOTICE_EVERY:
+            self._out_of_files_told = now
+            self._emit(self._on_notice, f"out of open files ({self.out_of_files} probes so far, "
+                                        f"e.g. {rt.target.name}: {exc}); they are retried, "
+                                        "not counted as down: raise ulimit -n or lower "
+                                        "concurrency")
 
     def _publish_transition(self, rt: _Runtime, transition: Transition) -> None:
         rt.view.apply_transition(transition)
