@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Engine benchmark: monitor's Engine against a bare aiohttp loop, same workload.
+"""Engine benchmark: monitor's Engine against a bare client loop, same workload.
 
-A loopback target server (its own process, so its CPU is not counted) answers
-every request after 20 ms. Two clients run one after the other, each in its own
-process, against that server with the same workload: N http targets probed once
-a second (start to start, first starts staggered across the second), a fresh
-connection per request, 900 ms timeout, on uvloop.
+An in-process microbenchmark of the Engine (callbacks that only count), not of
+the command users run. A loopback target server (its own process, so its CPU is
+not counted) answers every request after 20 ms. Two clients run one after the
+other, each in its own process, against that server with the same workload: N
+targets probed once a second (start to start, first starts staggered across
+the second), a fresh connection per request, 900 ms timeout, on uvloop.
 
-  (a) engine: monitor's Engine with N `kind = "http"` targets
-  (b) bare:   N asyncio tasks around one aiohttp ClientSession
+  (a) engine: monitor's Engine with N targets of `--kind` (http by default)
+  (b) bare:   N asyncio tasks around the shortest client of that kind (http:
+      one aiohttp ClientSession; dns: dnspython's asyncquery.udp; tls:
+      asyncio.open_connection with ssl) -- see bench/kinds.py
 
 After a warm-up, each client measures a fixed window: CPU seconds (getrusage
 user+sys) per 1000 completed probes, RSS at the end, failures, and the latency
 error (reported latency minus the true 20 ms delay) p50/p99. The parent prints a
 Markdown table (or JSON with --json) with the engine/bare CPU ratio.
 
-    python bench/engine_bench.py [--targets 100 1000] [--seconds 20] [--json]
+    python bench/engine_bench.py [--kind http|dns|tls] [--targets 100 1000] [--seconds 20]
+                                 [--json]
 
 Every loop here is bounded in count and time; children die with the parent
 (PR_SET_PDEATHSIG, stdin EOF) and each has its own hard deadline. Traffic goes
@@ -43,8 +47,8 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-HOST = "127.0.0.1"
-DELAY_S = 0.020          # the server's answer delay: the "true" latency
+import kinds   # bench/kinds.py, beside this script
+
 INTERVAL_S = 1.0
 TIMEOUT_S = 0.9
 PREFILL_S = 60.0         # allowance for --prefill (1000 targets x 1000 samples: a few s)
@@ -112,24 +116,6 @@ def server_main(args: argparse.Namespace) -> int:
     _hard_deadline(args.deadline)
 
     async def serve() -> None:
-        from aiohttp import web
-
-        async def answer(_: web.Request) -> web.Response:
-            await asyncio.sleep(DELAY_S)
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", answer)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((HOST, args.port))
-        sock.setblocking(False)
-        site = web.SockSite(runner, sock, backlog=4096)
-        await site.start()
-
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
@@ -139,13 +125,15 @@ def server_main(args: argparse.Namespace) -> int:
             finally:
                 loop.call_soon_threadsafe(stop.set)
 
-        threading.Thread(target=watch_stdin, daemon=True).start()
-        _emit({"port": sock.getsockname()[1], "pid": os.getpid()})
+        def ready(port: int) -> None:
+            threading.Thread(target=watch_stdin, daemon=True).start()
+            _emit({"port": port, "pid": os.getpid()})
+
         try:
-            await asyncio.wait_for(stop.wait(), timeout=args.deadline)
+            await asyncio.wait_for(kinds.SERVERS[args.kind](args.port, ready, stop),
+                                   timeout=args.deadline)
         except TimeoutError:
             pass
-        await runner.cleanup()
 
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         runner.run(serve())
@@ -157,7 +145,8 @@ def server_main(args: argparse.Namespace) -> int:
 class Window:
     """What a client saw in the measurement window."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_ms: float) -> None:
+        self.delay_ms = delay_ms   # the server's own answer delay: the "true" latency
         self.open = False
         self.probes = 0
         self.failures = 0
@@ -180,7 +169,7 @@ class Window:
             return
         self.probes += 1
         if ok and latency_ms is not None:
-            self.errors_ms.append(latency_ms - DELAY_S * 1000.0)
+            self.errors_ms.append(latency_ms - self.delay_ms)
         else:
             self.failures += 1
 
@@ -245,10 +234,9 @@ async def engine_client(args: argparse.Namespace, profile: Any) -> dict[str, Any
 
     lines = ['[settings]', 'interval = "1s"', 'timeout = "900ms"', '']
     for i in range(args.targets):
-        lines += ['[[targets]]', f'name = "t{i}"', 'kind = "http"',
-                  f'url = "http://{HOST}:{args.port}/t{i}"', '']
+        lines += [*kinds.target_lines(args.kind, i, args.port), '']
     config = parse_config("\n".join(lines))
-    window = Window()
+    window = Window(kinds.DELAY_S[args.kind] * 1000.0)
 
     def on_result(result: Any) -> None:
         window.record(result.ok, result.latency_ms)
@@ -277,7 +265,7 @@ def _prefill(engine: Any) -> None:
         for k in range(size):
             view.apply_result(ProbeResult(
                 name=name, kind="http", target=name, status=Status.UP,
-                latency_ms=DELAY_S * 1000.0 + k * 1e-3,
+                latency_ms=kinds.DELAY_S["http"] * 1000.0 + k * 1e-3,
                 phases_ms={"connect": 0.1, "ttfb": 20.0, "transfer": 0.02}, reason=None,
                 checked_at=datetime.now(UTC), started=k - float(size), http_status=200,
                 details={"bytes": 2, "truncated": False, "http_version": "1.1"}))
@@ -285,21 +273,18 @@ def _prefill(engine: Any) -> None:
 
 
 async def bare_client(args: argparse.Namespace, profile: Any) -> dict[str, Any]:
-    import aiohttp
-
     loop = asyncio.get_running_loop()
-    window = Window()
+    window = Window(kinds.DELAY_S[args.kind] * 1000.0)
     lateness: list[float] = []
     skips = 0
     begin = loop.time()
     end = begin + args.warmup + args.seconds + 2 * INTERVAL_S
     max_rounds = math.ceil(args.warmup + args.seconds) + 5   # a hard bound on each loop
-    connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False, limit=0)
-    session = aiohttp.ClientSession(connector=connector)
+    bare_probe = kinds.BareProbe(args.kind, args.port)
+    await bare_probe.open()
 
     async def probe_loop(i: int, first: float) -> None:
         nonlocal skips
-        url = f"http://{HOST}:{args.port}/t{i}"
         due = first
         for _ in range(max_rounds):
             delay = due - loop.time()
@@ -315,11 +300,9 @@ async def bare_client(args: argparse.Namespace, profile: Any) -> dict[str, Any]:
             ok, latency_ms = False, None
             try:
                 async with asyncio.timeout(TIMEOUT_S):
-                    async with session.get(url) as resp:
-                        await resp.read()
-                        latency_ms = (time.perf_counter() - t0) * 1000.0
-                        ok = 200 <= resp.status < 300
-            except (TimeoutError, aiohttp.ClientError, OSError):
+                    ok = await bare_probe.once(i)
+                    latency_ms = (time.perf_counter() - t0) * 1000.0
+            except Exception:   # timeouts, refusals, a malformed answer: a failure
                 pass
             window.record(ok, latency_ms)
             due += INTERVAL_S
@@ -340,7 +323,7 @@ async def bare_client(args: argparse.Namespace, profile: Any) -> dict[str, Any]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await session.close()
+        await bare_probe.close()
 
 
 def client_main(args: argparse.Namespace) -> int:
@@ -445,7 +428,8 @@ def run_client(script: str, client: str, targets: int, port: int, args: argparse
                servers: list[Child], profile_dir: str | None) -> dict[str, Any]:
     prefill_s = PREFILL_S if args.prefill and client == "engine" else 0.0
     budget = prefill_s + args.warmup + args.seconds + 40.0
-    argv = [sys.executable, script, "_client", "--client", client, "--port", str(port),
+    argv = [sys.executable, script, "_client", "--kind", args.kind, "--client", client,
+            "--port", str(port),
             "--targets", str(targets), "--seconds", str(args.seconds),
             "--warmup", str(args.warmup), "--deadline", str(budget)]
     if profile_dir:
@@ -488,7 +472,7 @@ def markdown(rows: list[dict[str, Any]], facts: dict[str, Any], args: argparse.N
         return str(value)
 
     out = [
-        f"Engine benchmark, {facts['date']}: {facts['nproc']} cores ({facts['cpu']}), "
+        f"Engine benchmark ({args.kind}), {facts['date']}: {facts['nproc']} cores ({facts['cpu']}), "
         f"Linux {facts['kernel']}, Python {facts['python']}, aiohttp {facts['aiohttp']}, "
         f"uvloop {facts['uvloop']}; server: {args.server_procs} process(es); "
         f"warm-up {args.warmup:g} s, window {args.seconds:g} s"
@@ -537,12 +521,13 @@ def parent_main(args: argparse.Namespace) -> int:
     servers: list[Child] = []
     rows: list[dict[str, Any]] = []
     try:
-        first = Child([sys.executable, script, "_server", "--port", "0", "--deadline", server_life])
+        first = Child([sys.executable, script, "_server", "--kind", args.kind, "--port", "0",
+                       "--deadline", server_life])
         servers.append(first)
         port = first.read(30.0)["port"]
         for _ in range(args.server_procs - 1):   # more listeners on the same port (SO_REUSEPORT)
-            servers.append(Child([sys.executable, script, "_server", "--port", str(port),
-                                  "--deadline", server_life]))
+            servers.append(Child([sys.executable, script, "_server", "--kind", args.kind,
+                                  "--port", str(port), "--deadline", server_life]))
             servers[-1].read(30.0)
         for targets in args.targets:
             for rep in range(args.repeat):
@@ -568,7 +553,8 @@ def parent_main(args: argparse.Namespace) -> int:
 
     if args.json:
         print(json.dumps({"facts": facts, "settings": {
-            "seconds": args.seconds, "warmup": args.warmup, "delay_ms": DELAY_S * 1000,
+            "kind": args.kind, "seconds": args.seconds, "warmup": args.warmup,
+            "delay_ms": kinds.DELAY_S[args.kind] * 1000,
             "interval_s": INTERVAL_S, "timeout_s": TIMEOUT_S}, "rows": rows}, indent=1))
     else:
         print(markdown(rows, facts, args))
@@ -581,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         role = argparse.ArgumentParser(prog=f"engine_bench {argv[0]}")
         role.add_argument("--port", type=int, required=True)
         role.add_argument("--deadline", type=float, required=True)
+        role.add_argument("--kind", choices=tuple(kinds.SERVERS), default="http")
         if argv[0] == "_server":
             return server_main(role.parse_args(argv[1:]))
         role.add_argument("--client", choices=("engine", "bare"), required=True)
@@ -593,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         description="monitor's Engine vs a bare aiohttp loop against a 20 ms loopback target.")
+    parser.add_argument("--kind", choices=tuple(kinds.SERVERS), default="http",
+                        help="probe kind and its target server (http; see bench/kinds.py)")
     parser.add_argument("--targets", type=int, nargs="+", default=[100, 1000],
                         help="target counts to run (default: 100 1000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement window (20)")
