@@ -28,7 +28,7 @@ def parse_duration(value: object) -> float:
         raise ValueError("expected a duration such as \"30s\", got a boolean")
     if isinstance(value, (int, float)):
         if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"expected a duration such as \"30s\", got nan {_EXAMPLES}")
+            raise ValueError("expected a duration such as \"30s\", got nan")
         if value < 0:
             raise ValueError(f"duration must not be negative, got {show_number(value)}")
         return _at_most_max(value)
@@ -61,8 +61,7 @@ def parse_duration(value: object) -> float:
 def _at_most_max(seconds: int | float) -> float:
     # compared before float(): a 400-digit int does not fit in a float
     if not seconds <= MAX_DURATION:
-        raise ValueError(f"must be at most {format_duration(MAX_DURATION)}"
-                         + (", got infinity" if seconds == math.inf else ""))
+        raise ValueError(f"must be at most {format_duration(MAX_DURATION)}")
     return float(seconds)
 
 
@@ -105,7 +104,7 @@ def parse_size(value: object) -> int:
 
 
 def _size_at_most_max(size: int | float) -> int:
-    if not size <= MAX_SIZE:   # also infinity, from "1e999" digits times a unit
+    if not size <= MAX_SIZE:   # also infinity: float() of 400 digits
         raise ValueError("must be at most 1TiB")
     return int(size)
 

@@ -5,6 +5,7 @@ the same way (types, ranges, unknown keys) and report all problems at once."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import math
 import re
@@ -31,7 +32,8 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
 
 def _type_name(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "an array", dict: "a table"}
+             list: "an array", dict: "a table", datetime.datetime: "a date-time",
+             datetime.date: "a date", datetime.time: "a time"}
     return names.get(type(value), type(value).__name__)
 
 

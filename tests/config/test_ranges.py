@@ -27,8 +27,8 @@ def errors(text: str) -> list[str]:
 REFUSED = [
     ('[settings]\ninterval = "nan"\n', 'settings.interval: cannot read "nan" as a duration'),
     ("[settings]\ninterval = nan\n", "settings.interval: expected a duration such as \"30s\", got nan"),
-    ('[settings]\ninterval = "inf"\n', "settings.interval: must be at most 365d, got infinity"),
-    ("[settings]\ninterval = inf\n", "settings.interval: must be at most 365d, got infinity"),
+    ('[settings]\ninterval = "inf"\n', "settings.interval: must be at most 365d"),
+    ("[settings]\ninterval = inf\n", "settings.interval: must be at most 365d"),
     ('[settings]\ninterval = "1e400"\n', "settings.interval: must be at most 365d"),
     (f"[settings]\ninterval = {HUGE}\n", "settings.interval: must be at most 365d"),
     (f'[settings]\ninterval = "{HUGE}d"\n', "settings.interval: must be at most 365d"),
