@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import sys
 import textwrap
+import tomllib
 import unicodedata
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         yield tmp_path_factory.mktemp("hostile") / "monitor.toml"
 
 
-def assert_contract(path: Path) -> Config | None:
+def assert_contract(path: Path) -> Config | ConfigError:
     """load_config gives a Config, or ConfigError whose problems all read
     FILE:LINE: ..., with LINE >= 1, on one printable line, without secrets."""
     try:
@@ -159,7 +160,30 @@ def assert_contract(path: Path) -> Config | None:
             assert shown.startswith(f"{path}:{problem.line}: "), shown
             assert shown.isprintable(), shown
             assert SECRET not in shown, shown
-        return None
+        return exc
+
+
+def depth(data: object) -> int:
+    """Nesting depth of parsed TOML (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def assert_too_deep_for_tomllib_too(data: bytes) -> None:
+    """The scan that refuses deep nesting before tomllib must not refuse a
+    file tomllib reads as well-formed and shallow."""
+    text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        parsed = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return
+    assert depth(parsed) > MAX_DEPTH
 
 
 @settings(max_examples=600, deadline=None, database=None,
@@ -168,11 +192,13 @@ def assert_contract(path: Path) -> Config | None:
 def test_any_mutated_config_loads_or_names_a_line_for_every_problem(config_file: Path,
                                                                     data: bytes) -> None:
     config_file.write_bytes(data)
-    config = assert_contract(config_file)
-    if config is not None:
-        for target in config.targets:
+    outcome = assert_contract(config_file)
+    if isinstance(outcome, Config):
+        for target in outcome.targets:
             for text in (target.name, target.group, *target.tags):
                 assert all(c.isprintable() or unicodedata.category(c) == "Zs" for c in text)
+    elif any(f"more than {MAX_DEPTH} levels deep" in p.message for p in outcome.problems):
+        assert_too_deep_for_tomllib_too(data)
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -234,6 +260,15 @@ def test_a_parser_out_of_stack_still_names_a_line() -> None:
     finally:
         sys.setrecursionlimit(limit)
     assert str(info.value) == "cfg.toml:2: arrays and inline tables nest too deeply to be read"
+
+
+@pytest.mark.parametrize(("brackets", "refused"), [(MAX_DEPTH - 1, False), (MAX_DEPTH, True)])
+def test_the_nesting_limit_counts_as_tomllib_nests(brackets: int, refused: bool) -> None:
+    text = "x = " + "[" * brackets + "]" * brackets + "\n"
+    assert depth(tomllib.loads(text)) == brackets + 1   # the top table, then the arrays
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg.toml", environ={})
+    assert ("levels deep" in str(info.value)) is refused, str(info.value)
 
 
 def test_nesting_a_config_needs_is_fine() -> None:
