@@ -20,7 +20,7 @@ _HEX = set("0123456789abcdefABCDEF")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r"}
 
 # Deeper than any config needs by far, and shallow enough that neither
-# tomllib (a recursive parser: RecursionError near 300 nested arrays) nor the
+# tomllib (a recursive parser: RecursionError after a few hundred levels) nor the
 # loader's walk over the parsed data comes near Python's recursion limit.
 # Dotted keys count too: tomllib's work for one grows with the square of its
 # parts (a key of 8,000 parts took 260 MB).

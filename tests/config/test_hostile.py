@@ -104,8 +104,10 @@ VALUES = ["nan", "inf", "-inf", "1e400", "-1", "0", "1e-9", "9" * 400, "9" * 500
           '"' + "a." * 200 + '"', '"(((("', '"2xx"', "65536", '"[::1]:99999999999999"',
           "[" * 2000 + "]" * 2000, "{a=" * 100 + "1" + "}" * 100, "[" * 20 + "]" * 20]
 
-OPTIONS = sorted({name for cls in (Settings, DemoSettings, TargetCommon) for name in option_names(cls)}
-                 | {name for kind in registry.kinds() for name in option_names(registry.probe_class(kind).Options)})
+# every key of every section and kind, to set to the values above
+OPTION_CLASSES = [Settings, DemoSettings, TargetCommon,
+                  *(registry.probe_class(kind).Options for kind in registry.kinds())]
+OPTIONS = sorted({name for cls in OPTION_CLASSES for name in option_names(cls)})
 
 
 @st.composite
