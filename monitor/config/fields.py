@@ -5,17 +5,24 @@ the same way (types, ranges, unknown keys) and report all problems at once."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
+import math
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.config.durations import format_duration, parse_duration, parse_size
+from monitor.config.durations import format_duration, parse_duration, parse_size, show_number
 
 Converter = Callable[[Any], Any]
 Check = Callable[[Any], "str | None"]
 REQUIRED: Any = dataclasses.MISSING
+
+# No count or number of monitor's options goes near a billion; the bound keeps
+# a 400-digit integer (valid TOML) away from float conversions and messages.
+MAX_NUMBER = 10**9
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -25,7 +32,8 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
 
 def _type_name(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "an array", dict: "a table"}
+             list: "an array", dict: "a table", datetime.datetime: "a date-time",
+             datetime.date: "a date", datetime.time: "a time"}
     return names.get(type(value), type(value).__name__)
 
 
@@ -45,13 +53,23 @@ def to_nonempty_str(value: Any) -> str:
 def to_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer, got {_type_name(value)}")
-    return value
+    return _within_max(value)
 
 
 def to_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {_type_name(value)}")
-    return float(value)
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError("expected a number, got nan")
+    return float(_within_max(value))
+
+
+def _within_max(value: int | float) -> Any:
+    if value > MAX_NUMBER:
+        raise ValueError(f"must be at most {MAX_NUMBER}, got {show_number(value)}")
+    if value < -MAX_NUMBER:
+        raise ValueError(f"must be at least -{MAX_NUMBER}, got {show_number(value)}")
+    return value
 
 
 def to_bool(value: Any) -> bool:
@@ -74,6 +92,31 @@ def to_str_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"expected an array of strings, got {_type_name(value)}")
     return tuple(value)
+
+
+def to_name(value: Any) -> str:
+    """A non-empty name shown in the dashboard and logs."""
+    return _printable(to_nonempty_str(value))
+
+
+def to_label(value: Any) -> str:
+    """Text shown in the dashboard and logs (a group)."""
+    return _printable(to_str(value))
+
+
+def to_labels(value: Any) -> tuple[str, ...]:
+    """Labels shown in the dashboard and logs (tags)."""
+    return tuple(_printable(text) for text in to_str_list(value))
+
+
+def _printable(text: str) -> str:
+    # TOML escapes let "\u001b[2J" into a string: a name that would repaint the
+    # operator's terminal wherever it is shown. Spaces of any width are fine.
+    for char in text:
+        if not char.isprintable() and unicodedata.category(char) != "Zs":
+            raise ValueError(f"must not contain control characters, found {ascii(char)} "
+                             "(names, groups and tags are shown on terminals)")
+    return text
 
 
 def to_str_map(value: Any) -> dict[str, str]:
@@ -103,11 +146,22 @@ def one_of(*choices: str) -> Converter:
 
 
 def in_range(low: float | None = None, high: float | None = None) -> Check:
+    # `not value >= low`, not `value < low`: NaN fails every comparison
     def check(value: Any) -> str | None:
-        if low is not None and value < low:
-            return f"must be at least {low:g}, got {value:g}"
-        if high is not None and value > high:
-            return f"must be at most {high:g}, got {value:g}"
+        if low is not None and not value >= low:
+            return f"must be at least {show_number(low)}, got {show_number(value)}"
+        if high is not None and not value <= high:
+            return f"must be at most {show_number(high)}, got {show_number(value)}"
+        return None
+    return check
+
+
+def duration_in(low: float, high: float) -> Check:
+    """A range check for durations, with the bounds written as durations."""
+    def check(value: float) -> str | None:
+        if not low <= value <= high:
+            return (f"must be between {format_duration(low)} and {format_duration(high)}, "
+                    f"got {format_duration(value)}")
         return None
     return check
 

@@ -1,20 +1,55 @@
-"""Map TOML key paths to source lines, since tomllib does not report them.
+"""Map TOML key paths to source lines, since tomllib does not report them,
+and find what tomllib cannot take before it is asked to.
 
-`key_lines(text)` returns {("settings", "interval"): 3, ("targets", 0): 7,
+`scan(text).lines` is {("settings", "interval"): 3, ("targets", 0): 7,
 ("targets", 0, "url"): 9, ...}. Array-of-tables elements are indexed from 0.
 Keys inside inline tables and arrays map to the line of their parent key.
+
+The scanner is tolerant: any text whatsoever is scanned to its end in linear
+time, whatever tomllib will later say about it.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass, field
+
 _BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_DIGITS = set("0123456789_")
+_HEX = set("0123456789abcdefABCDEF")
+_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r"}
+
+# Deeper than any config needs by far, and shallow enough that neither
+# tomllib (a recursive parser: RecursionError after a few hundred levels) nor the
+# loader's walk over the parsed data comes near Python's recursion limit.
+# Dotted keys count too: tomllib's work for one grows with the square of its
+# parts (a key of 8,000 parts took 260 MB).
+MAX_DEPTH = 32
 
 Path = tuple[str | int, ...]
 
 
+@dataclass
+class Layout:
+    lines: dict[Path, int] = field(default_factory=dict)
+    too_deep: int | None = None   # first line where tables, keys and arrays nest past MAX_DEPTH
+    deepest: int = 1              # line of the deepest point seen
+    long_number: int | None = None   # first line with a number longer than int() reads
+    # (line, "string" | "array" | "inline table") of what the file never closes
+    unclosed: tuple[int, str] | None = None
+    _depth: int = field(default=0, repr=False)
+
+    def reached(self, depth: int, line: int) -> None:
+        if depth > self._depth:
+            self._depth, self.deepest = depth, line
+        if depth > MAX_DEPTH and self.too_deep is None:
+            self.too_deep = line
+
+
 class _Scanner:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, layout: Layout) -> None:
         self.text = text
+        self.layout = layout
         self.pos = 0
         self.line = 1
 
@@ -54,25 +89,52 @@ class _Scanner:
             self.pos += 1
 
     def read_quoted(self, quote: str) -> str:
+        """A one-line string, escapes decoded as tomllib does, so a quoted key
+        such as "\\u001b" maps to the line of the key tomllib returns."""
         self.pos += 1
         out = []
         while self.pos < len(self.text):
             ch = self.text[self.pos]
             if ch == "\\" and quote == '"':
-                out.append(self.text[self.pos + 1:self.pos + 2])
-                self.pos += 2
+                out.append(self.read_escape())
                 continue
-            if ch == quote or ch == "\n":
-                self.pos += 1
+            if ch == "\n":   # unterminated: tomllib will say so; the newline is not ours
+                break
+            self.pos += 1
+            if ch == quote:
                 break
             out.append(ch)
-            self.pos += 1
         return "".join(out)
 
-    def skip_value(self) -> None:
-        """Skip one value, which may span lines (multi-line strings, arrays)."""
-        depth = 0
+    def read_escape(self) -> str:
+        code = self.text[self.pos + 1:self.pos + 2]
+        if code in ("", "\n"):   # a broken string; the newline ends it
+            self.pos += 1
+            return ""
+        digits = {"u": 4, "U": 8}.get(code, 0)
+        hex_digits = self.text[self.pos + 2:self.pos + 2 + digits]
+        if digits and len(hex_digits) == digits and all(c in _HEX for c in hex_digits):
+            self.pos += 2 + digits
+            number = int(hex_digits, 16)
+            return chr(number) if number <= 0x10FFFF else ""
+        self.pos += 2
+        return _ESCAPES.get(code, code)
+
+    def skip_value(self, depth: int) -> None:
+        """Skip one value, which may span lines (multi-line strings, arrays),
+        noting how deep its arrays and inline tables nest below `depth`."""
+        # (bracket, depth where it opened); keys of inline tables add depth
+        opened: list[tuple[str, int]] = []
+        start_line = self.line
+        expect_key = False
         while self.pos < len(self.text):
+            if expect_key:
+                expect_key = False
+                parts = self.read_key()
+                if parts:
+                    depth = opened[-1][1] + len(parts)
+                    self.layout.reached(depth, self.line)
+                continue
             three = self.peek(3)
             ch = self.peek()
             if three in ('"""', "'''"):
@@ -80,6 +142,7 @@ class _Scanner:
                 while True:
                     end = self.text.find(three, end)
                     if end < 0:
+                        self.layout.unclosed = (self.line, "string")
                         self.advance(len(self.text) - self.pos)
                         return
                     if three == '"""' and _escaped(self.text, end):
@@ -92,19 +155,43 @@ class _Scanner:
             elif ch in ('"', "'"):
                 self.read_quoted(ch)
             elif ch in "[{":
-                depth += 1
+                opened.append((ch, depth))
+                if ch == "[":
+                    depth += 1
+                    self.layout.reached(depth, self.line)
+                expect_key = ch == "{"
                 self.pos += 1
             elif ch in "]}":
-                depth -= 1
+                if opened:
+                    depth = opened.pop()[1]
+                self.pos += 1
+            elif ch == ",":
+                if opened and opened[-1][0] == "{":
+                    expect_key = True
+                elif opened:
+                    depth = opened[-1][1] + 1
                 self.pos += 1
             elif ch == "#":
                 self.skip_to_eol()
             elif ch == "\n":
-                if depth <= 0:
+                if not opened:
                     return
                 self.advance()
+            elif ch in _DIGITS:
+                self.skip_number()
             else:
                 self.pos += 1
+        if opened:
+            self.layout.unclosed = (start_line, "array" if opened[0][0] == "[" else "inline table")
+
+    def skip_number(self) -> None:
+        start = self.pos
+        while self.peek() and self.peek() in _DIGITS:
+            self.pos += 1
+        digits = self.pos - start - self.text.count("_", start, self.pos)
+        limit = sys.get_int_max_str_digits()
+        if limit and digits > limit and self.layout.long_number is None:
+            self.layout.long_number = self.line
 
 
 def _escaped(text: str, index: int) -> bool:
@@ -114,44 +201,49 @@ def _escaped(text: str, index: int) -> bool:
     return backslashes % 2 == 1
 
 
-def key_lines(text: str) -> dict[Path, int]:
-    lines: dict[Path, int] = {}
+def scan(text: str) -> Layout:
+    """Where every key is, and what would trip tomllib (see Layout)."""
+    layout = Layout()
+    lines = layout.lines
     arrays: dict[tuple[str, ...], int] = {}
     table: Path = ()
-    scan = _Scanner(text)
-    while scan.pos < len(text):
-        scan.skip_spaces()
-        ch = scan.peek()
+    scanner = _Scanner(text, layout)
+    while scanner.pos < len(text):
+        scanner.skip_spaces()
+        ch = scanner.peek()
         if ch == "\n" or ch == "\r":
-            scan.advance()
+            scanner.advance()
             continue
         if ch == "#" or ch == "":
-            scan.skip_to_eol()
-            continue
-        if scan.peek(2) == "[[":
-            scan.pos += 2
-            names = tuple(scan.read_key())
-            arrays[names] = arrays.get(names, -1) + 1
-            table = _resolve(names[:-1], arrays) + (names[-1], arrays[names])
-            lines.setdefault(table, scan.line)
-            scan.skip_to_eol()
+            scanner.skip_to_eol()
             continue
         if ch == "[":
-            scan.pos += 1
-            table = _resolve(tuple(scan.read_key()), arrays)
-            lines.setdefault(table, scan.line)
-            scan.skip_to_eol()
+            is_array = scanner.peek(2) == "[["
+            scanner.pos += 2 if is_array else 1
+            names = tuple(scanner.read_key())
+            if len(names) > MAX_DEPTH:   # and _resolve would take the square of it
+                layout.reached(len(names), scanner.line)
+                table = ()
+            elif is_array and names:
+                arrays[names] = arrays.get(names, -1) + 1
+                table = _resolve(names[:-1], arrays) + (names[-1], arrays[names])
+            else:
+                table = _resolve(names, arrays)
+            layout.reached(len(table), scanner.line)
+            lines.setdefault(table, scanner.line)
+            scanner.skip_to_eol()
             continue
-        start_line = scan.line
-        key = scan.read_key()
-        scan.skip_spaces()
-        if key and scan.peek() == "=":
-            scan.pos += 1
+        start_line = scanner.line
+        key = scanner.read_key()
+        scanner.skip_spaces()
+        if key and scanner.peek() == "=":
+            scanner.pos += 1
+            layout.reached(len(table) + len(key), start_line)
             lines.setdefault(table + tuple(key), start_line)
-            scan.skip_value()
+            scanner.skip_value(len(table) + len(key))
         else:
-            scan.skip_to_eol()
-    return lines
+            scanner.skip_to_eol()
+    return layout
 
 
 def _resolve(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +15,19 @@ from typing import Any
 from monitor.config.durations import format_duration
 from monitor.config.fields import build_options, did_you_mean, option_names
 from monitor.config.keys import BINDINGS
+from monitor.config.lines import MAX_DEPTH, Layout, line_of, scan
 from monitor.config.lines import Path as KeyPath
-from monitor.config.lines import key_lines, line_of
 from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
 from monitor.probes import registry
-from monitor.probes.text import redact_secrets
+from monitor.probes.text import shown
 
 _ENV = re.compile(r"\$(\$)?\{([^}]*)\}")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOML_END = "(at end of document)"
 TOP_LEVEL = ("settings", "demo", "keys", "targets")
+# Far beyond any real config (10,000 targets take ~2 MB); stops a mistaken
+# --config /dev/zero from being read until memory runs out.
+MAX_FILE_SIZE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,23 +53,27 @@ class ConfigError(Exception):
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_SIZE + 1)
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), 0, "", "config file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([Problem(str(path), 0, "", f"cannot read: {reason}")]) from None
-    return parse_config(text, path)
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), 0, "", f"cannot read: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_FILE_SIZE:
+        raise ConfigError([Problem(str(path), 0, "", f"larger than {MAX_FILE_SIZE // 1024**2} MiB: "
+                                   "not a config file")])
+    return _Loader(data, path, os.environ).load()
 
 
-def parse_config(text: str, path: str | Path | None = None,
+def parse_config(source: str | bytes, path: str | Path | None = None,
                  environ: dict[str, str] | None = None) -> Config:
-    return _Loader(text, path, os.environ if environ is None else environ).load()
+    """A config from its text, or from the bytes of a file (decoded as UTF-8)."""
+    return _Loader(source, path, os.environ if environ is None else environ).load()
 
 
 class _Loader:
-    def __init__(self, text: str, path: str | Path | None, environ: Any) -> None:
-        self.text = text
+    def __init__(self, source: str | bytes, path: str | Path | None, environ: Any) -> None:
+        self.source = source
         self.path = Path(path) if path is not None else None
         self.file = str(path) if path is not None else "<config>"
         self.environ = environ
@@ -78,22 +87,22 @@ class _Loader:
         self.problems.append(Problem(self.file, line_of(self.lines, path), key, message))
 
     def fail(self) -> ConfigError:
+        """The error to raise: problems in line order, secrets shown by name
+        only, and keys and messages printable (a quoted TOML key may hold any
+        character, and an error must not act on the terminal it is shown on)."""
         problems = sorted(self.problems, key=lambda p: p.line)
-        return ConfigError([dataclasses.replace(p, message=redact_secrets(p.message, self.secrets))
+        return ConfigError([dataclasses.replace(p, key=shown(p.key, self.secrets),
+                                                message=shown(p.message, self.secrets))
                             for p in problems])
 
+    def problem(self, line: int, message: str) -> ConfigError:
+        """The error for a file that cannot be read further than `line`."""
+        self.problems.append(Problem(self.file, line, "", message))
+        return self.fail()
+
     def load(self) -> Config:
-        try:
-            data = tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as exc:
-            message = str(exc)
-            match = _TOML_POS.search(message)
-            line = int(match.group(1)) if match else 0
-            message = _TOML_POS.sub("", message).strip()
-            if match:
-                message += f" (column {match.group(2)})"
-            raise ConfigError([Problem(self.file, line, "", f"TOML syntax error: {message}")]) from None
-        self.lines = key_lines(self.text)
+        text = self.decode(self.source) if isinstance(self.source, bytes) else self.source
+        data = self.parse(text)
         data = self.substitute(data, ())
 
         for key in data:
@@ -111,6 +120,39 @@ class _Loader:
             raise self.fail()
         return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets),
                       keys=keys, secrets=self.secrets)
+
+    def decode(self, data: bytes) -> str:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            before = _universal_newlines(data[:exc.start].decode("utf-8"))
+            line = before.count("\n") + 1
+            column = len(before) - before.rfind("\n")
+            raise self.problem(line, f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column} "
+                                     "(save the file as UTF-8)") from None
+        # Notepad's byte order mark; universal newlines as a text-mode read does
+        return _universal_newlines(text.removeprefix("\ufeff"))
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """tomllib's dict, and the line of every key in self.lines. Input that
+        would make tomllib recurse too deep, or run out of memory, is refused
+        by a scan before it is parsed."""
+        layout = scan(text)
+        self.lines = layout.lines
+        too_deep = (f"arrays, tables and dotted keys nest more than {MAX_DEPTH} levels deep "
+                    "(no config needs that)")
+        if layout.too_deep is not None:
+            raise self.problem(layout.too_deep, too_deep)
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise self.problem(*_syntax_error(str(exc), text, layout)) from None
+        except RecursionError:   # the scan misjudged nesting; tomllib is the judge
+            raise self.problem(layout.deepest, "arrays and inline tables nest too deeply "
+                                               "to be read") from None
+        except ValueError:       # int() refuses a number of more than 4,300 digits
+            raise self.problem(layout.long_number or 1, "a number of more than "
+                               f"{sys.get_int_max_str_digits()} digits (no option takes one)") from None
 
     def keys(self, raw: Any) -> dict[str, str]:
         if not isinstance(raw, dict):
@@ -237,6 +279,25 @@ class _Loader:
         )
         return Target(options=options, line=line_of(self.lines, ("targets", index)),
                       raw=raw, secrets=self.secrets, **fields)
+
+
+def _syntax_error(message: str, text: str, layout: Layout) -> tuple[int, str]:
+    """(line, message) for tomllib's error, which ends "(at line L, column C)"
+    or, when a string or array runs to the end, "(at end of document)"."""
+    match = _TOML_POS.search(message)
+    if match:
+        return int(match.group(1)), (f"TOML syntax error: {_TOML_POS.sub('', message).strip()} "
+                                     f"(column {match.group(2)})")
+    # the end of the document: where the file ends, not the blank lines after it
+    last_line = text.rstrip().count("\n") + 1
+    message = message.replace(_TOML_END, "").strip() + " at the end of the file"
+    if layout.unclosed is not None and layout.unclosed[0] != last_line:
+        message += f" (the {layout.unclosed[1]} opened on line {layout.unclosed[0]} is never closed)"
+    return last_line, f"TOML syntax error: {message}"
+
+
+def _universal_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _pick(value: Any, default: Any) -> Any:

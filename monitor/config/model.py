@@ -7,27 +7,35 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from monitor.config.durations import MAX_DURATION
 from monitor.config.fields import (
-    in_range, option, to_bool, to_duration, to_int, to_nonempty_str, to_str, to_str_list)
+    duration_in, in_range, option, to_bool, to_duration, to_int, to_label, to_labels, to_name,
+    to_nonempty_str, to_str)
 
-_positive = in_range(0.001)
+# At least a millisecond: 0 would probe in a busy loop. A week is the longest
+# interval that still watches uptime; timeouts are bounded by the interval.
+_interval = duration_in(0.001, 7 * 86400.0)
+_positive = duration_in(0.001, MAX_DURATION)
+# A threshold of a billion would mean "never DOWN", as recheck_delay = inf did
+_threshold = in_range(1, 1000)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    interval: float = option(30.0, convert=to_duration, check=_positive,
+    interval: float = option(30.0, convert=to_duration, check=_interval,
                              doc="how often each target is probed, start to start")
     timeout: float = option(5.0, convert=to_duration, check=_positive,
                             doc="hard limit per probe")
     # consecutive failures before DOWN / successes before UP again (flap control)
-    failure_threshold: int = option(2, convert=to_int, check=in_range(1),
+    failure_threshold: int = option(2, convert=to_int, check=_threshold,
                                     doc="consecutive failures before DOWN")
-    success_threshold: int = option(1, convert=to_int, check=in_range(1),
+    success_threshold: int = option(1, convert=to_int, check=_threshold,
                                     doc="consecutive successes before UP again")
     # probe again at once before declaring DOWN, so one lost packet is not an outage
     recheck: bool = option(True, convert=to_bool,
                            doc="confirm a failure at once, not an interval later")
-    recheck_delay: float = option(0.5, convert=to_duration,
+    # a recheck confirms a failure "at once": minutes later is the next interval's job
+    recheck_delay: float = option(0.5, convert=to_duration, check=duration_in(0, 300),
                                   doc="pause before that recheck")
     concurrency: int = option(256, convert=to_int, check=in_range(1, 100_000),
                               doc="probes in flight at once, all targets")
@@ -53,20 +61,20 @@ class DemoSettings:
 class TargetCommon:
     """Keys every target accepts; None means "inherit from [settings]"."""
 
-    name: str = option(convert=to_nonempty_str, doc="unique name")
+    name: str = option(convert=to_name, doc="unique name")
     kind: str = option(convert=to_nonempty_str, doc="probe kind: http, tcp, dns, icmp, tls")
-    interval: float | None = option(None, convert=to_duration, check=_positive,
+    interval: float | None = option(None, convert=to_duration, check=_interval,
                                     doc="probe every (start to start); default [settings]")
     timeout: float | None = option(None, convert=to_duration, check=_positive,
                                    doc="hard limit per probe; default [settings]")
-    failure_threshold: int | None = option(None, convert=to_int, check=in_range(1),
+    failure_threshold: int | None = option(None, convert=to_int, check=_threshold,
                                            doc="consecutive failures before DOWN")
-    success_threshold: int | None = option(None, convert=to_int, check=in_range(1),
+    success_threshold: int | None = option(None, convert=to_int, check=_threshold,
                                            doc="consecutive successes before UP again")
     max_latency: float | None = option(None, convert=to_duration, check=_positive,
                                        doc="slower than this = DEGRADED")
-    group: str = option("", convert=to_str, doc="group shown in the dashboard")
-    tags: tuple[str, ...] = option((), convert=to_str_list, doc="free-form labels to filter by")
+    group: str = option("", convert=to_label, doc="group shown in the dashboard")
+    tags: tuple[str, ...] = option((), convert=to_labels, doc="free-form labels to filter by")
     paused: bool = option(False, convert=to_bool, doc="start paused (not probed)")
     description: str = option("", convert=to_str, doc="a note for humans")
 

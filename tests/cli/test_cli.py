@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -196,3 +197,50 @@ async def test_run_without_headless_is_refused(tmp_path, web_server):
     config = write_config(tmp_path / "m.toml", web_server)
     code, _, err = await monitor("run", "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path))
     assert code == 2 and "--headless" in err
+
+
+HOSTILE_FILES = {
+    "deep-arrays": b"[settings]\ninterval = " + b"[" * 3000 + b"]" * 3000 + b"\n",
+    "dotted-key": b"# a key of 3,000 parts\n" + b"a." * 3000 + b"a = 1\n",
+    "bad-utf8": b"[settings]\n\ninterval = \"5s\" # caf\xe9\n",
+    "end-of-document": b"[[targets]]\nname = \"a\"\nbody = \"\"\"\nnever closed\n\n",
+    "huge-numbers": b"[settings]\nconcurrency = " + b"9" * 5000 + b"\n",
+    "nan-and-inf": b"[settings]\ninterval = \"nan\"\nrecheck_delay = \"inf\"\ntimeout = nan\n"
+                   b"[[targets]]\nname = \"x\"\nkind = \"http\"\nurl = \"http://h/\"\n"
+                   b"body_limit = " + b"9" * 400 + b"\n",
+    "control-chars": b"[[targets]]\nname = \"\\u001b]0;owned\\u0007\"\nkind = \"tcp\"\n"
+                     b"\"\\u001b[2J\" = 1\n",
+    "nul-and-crlf": b"[settings]\r\ninterval = \"5s\"\x00\r\n",
+    "windows-bom": b"\xef\xbb\xbf[settings]\r\ninterval = \"5s\"\r\n",
+}
+FIRST_PROBLEM = {
+    "bad-utf8": ":3: not UTF-8: byte 0xe9 at column 22",
+    "end-of-document": ":4: TOML syntax error: Unterminated string at the end of the file",
+    "nan-and-inf": ':2: settings.interval: cannot read "nan" as a duration',
+    "dotted-key": ":2: arrays, tables and dotted keys nest more than 32 levels deep",
+}
+
+
+async def test_validate_any_file_exits_0_or_2_with_a_line_for_every_problem(tmp_path):
+    """The contract for hostile and careless files: exit 0 or 2, never a
+    traceback, and on 2 every line of stderr is FILE:LINE: ... (LINE >= 1)
+    but the closing count."""
+    paths = []
+    for name, data in HOSTILE_FILES.items():
+        paths.append(tmp_path / f"{name}.toml")
+        paths[-1].write_bytes(data)
+    runs = await asyncio.gather(*(monitor("validate", "-c", str(path), cwd=tmp_path,
+                                          env=clean_env(tmp_path)) for path in paths))
+    for path, (code, out, err) in zip(paths, runs):
+        assert "Traceback" not in err, err
+        if path.stem == "windows-bom":
+            assert code == 0 and out.startswith(f"{path}: ok"), err
+            continue
+        assert code == 2, (path.stem, out, err)
+        assert err.startswith(f"{path}{FIRST_PROBLEM.get(path.stem, ':')}"), err
+        lines = err.splitlines()
+        if len(lines) > 1:
+            assert lines.pop() == f"{len(lines)} problems in the config."
+        for line in lines:
+            assert re.match(re.escape(str(path)) + r":[1-9][0-9]*: \S", line), line
+            assert line.isprintable(), line
