@@ -29,8 +29,8 @@ used (others, % of one core, as engine_bench does).
 
 "Kept its schedule" means >= 99 % of the scheduled probes (targets x window /
 1 s) were counted from the client's results AND were seen by the target server
-itself: the server counts the requests it receives, and GET /_count, asked as
-the window opens and closes, gives the server's own count for the window.
+itself: the server notes the arrival time of every request, and after each run
+GET /_count?from=T0&to=T1 gives its own count for the client's window [T0, T1).
 
 Reported per target count and client: CPU seconds per 1000 probes as median
 [min-max] over the repeats, the ratio to the bare loop (per pair, then the
@@ -100,11 +100,14 @@ BLACKBOX_CONFIG = """modules:
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def server_count(port: int) -> tuple[int, float]:
-    """(requests the target server has received, the server's time.time())."""
-    with _NO_PROXY.open(f"http://{kinds.HOST}:{port}{kinds.COUNT_PATH}", timeout=5) as reply:
+def server_seen(port: int, t0: float, t1: float) -> int:
+    """Requests the target server itself received in [t0, t1) (time.time() values)."""
+    url = f"http://{kinds.HOST}:{port}{kinds.COUNT_PATH}?from={t0!r}&to={t1!r}"
+    with _NO_PROXY.open(url, timeout=5) as reply:
         data = json.loads(reply.read())
-    return int(data["requests"]), float(data["time"])
+    if not data.get("complete", True):
+        raise RuntimeError("the target server kept no more arrival times (kinds.COUNT_KEPT)")
+    return int(data["window"])
 
 
 # --- the idle gate ----------------------------------------------------------------------------
@@ -322,13 +325,11 @@ class Bench:
             path.write_text("\n".join(lines))
         return path
 
-    def _count_window(self, counts: dict[str, tuple[int, float]], row: dict[str, Any],
-                      targets: int) -> None:
-        """The server's own count over its window, against the schedule."""
-        (c0, s0), (c1, s1) = counts["open"], counts["close"]
-        row["server_window_s"] = round(s1 - s0, 3)
-        row["server_seen"] = c1 - c0
-        row["server_scheduled"] = round(targets * (s1 - s0) / eb.INTERVAL_S)
+    def _count_window(self, row: dict[str, Any]) -> None:
+        """What the server itself received in the client's window [t0, t1), asked
+        once the window's last requests have arrived."""
+        time.sleep(max(0.0, row["t1"] + 0.1 - time.time()))
+        row["server_seen"] = server_seen(self.port, row["t0"], row["t1"])
 
     # -- one run of one client
 
@@ -346,9 +347,9 @@ class Bench:
         row.update({"client": client, "targets": targets, "run": rep + 1, "position": position})
         row["scheduled"] = round(targets * row["window_s"] / eb.INTERVAL_S)
         row["probes_pct"] = db._r(100.0 * row["probes"] / row["scheduled"], 2)
-        row["server_pct"] = db._r(100.0 * row["server_seen"] / row["server_scheduled"], 2)
+        row["server_pct"] = db._r(100.0 * row["server_seen"] / row["scheduled"], 2)
         row["kept"] = (row["probes"] >= KEPT * row["scheduled"]
-                       and row["server_seen"] >= KEPT * row["server_scheduled"])
+                       and row["server_seen"] >= KEPT * row["scheduled"])
         if row.get("cpu_s") is not None and row["probes"]:
             row["cpu_s_per_1000"] = round(row["cpu_s"] / row["probes"] * 1000.0, 4)
         return row
@@ -363,7 +364,6 @@ class Bench:
         reader = PipeReader(proc.stdout.fileno(),
                             time.monotonic() + 60.0 + args.warmup + args.seconds + 30.0)
         reader.start()
-        counts: dict[str, tuple[int, float]] = {}
         try:
             deadline = time.monotonic() + 30.0 + targets / 100.0
             while reader.kept == 0:
@@ -374,11 +374,9 @@ class Bench:
             time.sleep(args.warmup)
             sampler = db.Sampler({"monitor": proc.pid, "server": self.server_pid,
                                   "bench": os.getpid()})
-            counts["open"] = server_count(self.port)
             sampler.begin()
             time.sleep(args.seconds)
             row = sampler.end()
-            counts["close"] = server_count(self.port)
             row["rss_mib"] = db._mib(proc.pid)
             row["hwm_mib"] = db._mib(proc.pid, "VmHWM")
             if proc.poll() is not None:
@@ -392,9 +390,8 @@ class Bench:
         row["stdout_bytes_per_s"] = round(reader.kept / max(1e-9, row["window_s"]))
         lines = reader.lines()
         row["json_lines"] = len(lines)
-        row.update(window_results(lines, counts["open"][1], counts["close"][1]))
-        self._count_window(counts, row, targets)
-        row["window_s"] = row["server_window_s"]          # results are counted in this window
+        row.update(window_results(lines, row["t0"], row["t1"]))
+        self._count_window(row)
         row["cpu_s"] = row.pop("monitor_cpu_s")
         row["cpu_pct"] = row.pop("monitor_cpu_pct")
         row["others_cpu_pct"] = row.pop("other_cpu_pct")  # bench (its pipe reader) excluded
@@ -402,16 +399,11 @@ class Bench:
 
     def run_bare(self, targets: int) -> dict[str, Any]:
         args = self.args
-        counts: dict[str, tuple[int, float]] = {}
-
-        def on_window(phase: str) -> None:
-            counts[phase] = server_count(self.port)
-
         settings = argparse.Namespace(kind="http", seconds=args.seconds, warmup=args.warmup,
                                       prefill=False)
         row = eb.run_client(str(HERE / "engine_bench.py"), "bare", targets, self.port, settings,
-                            [self.server], None, on_window)
-        self._count_window(counts, row, targets)
+                            [self.server], None)
+        self._count_window(row)
         row.pop("error_p90_ms", None)
         return row
 
@@ -424,7 +416,6 @@ class Bench:
         log = open(self.workdir / "blackbox.log", "ab")   # noqa: SIM115
         bb = self._spawn([self.blackbox, f"--config.file={conf}",
                           f"--web.listen-address={kinds.HOST}:{bb_port}"], log, log)
-        counts: dict[str, tuple[int, float]] = {}
         cpu: dict[str, float] = {}
         try:
             for _ in range(150):   # up to 15 s until it answers
@@ -439,7 +430,6 @@ class Bench:
                 raise RuntimeError("blackbox_exporter did not answer in 15 s")
 
             def on_window(phase: str) -> None:
-                counts[phase] = server_count(self.port)
                 cpu[phase] = eb._proc_cpu(bb.pid)
                 if phase == "close":
                     cpu["rss"] = db._mib(bb.pid) or 0.0
@@ -455,7 +445,7 @@ class Bench:
         finally:
             self._stop(bb, 5.0)
             log.close()
-        self._count_window(counts, row, targets)
+        self._count_window(row)
         row["scraper_cpu_pct"] = row.pop("cpu_pct")
         row["scraper_rss_mib"] = row.pop("rss_mib")
         row["cpu_s"] = cpu["close"] - cpu["open"]
@@ -478,25 +468,21 @@ class Bench:
         record.write_bytes(b"")
         name, control, ui, worker = self.dash.open_dashboard(
             "cli", self.config(targets), record, 60.0 + targets / 50.0)
-        counts: dict[str, tuple[int, float]] = {}
         try:
             time.sleep(args.warmup)
             sampler = db.Sampler({"ui": ui, "engine": worker, "tmux": self.dash.tmux.server_pid(),
                                   "server": self.server_pid})
-            counts["open"] = server_count(self.port)
             sampler.begin()
             time.sleep(args.seconds)
             row = sampler.end()
-            counts["close"] = server_count(self.port)
             row["ui_rss_mib"], row["engine_rss_mib"] = db._mib(ui), db._mib(worker)
             control.check_alive()
             time.sleep(eb.TIMEOUT_S + 0.5)   # the window's last probes finish and are recorded
         finally:
             self.dash.close_pane(name, control, "q", [ui, worker])
         with open(record, "rb") as handle:
-            row.update(window_results(handle, counts["open"][1], counts["close"][1]))
-        self._count_window(counts, row, targets)
-        row["window_s"] = row["server_window_s"]
+            row.update(window_results(handle, row["t0"], row["t1"]))
+        self._count_window(row)
         row["cpu_s"] = (row.pop("ui_cpu_s") or 0.0) + (row.pop("engine_cpu_s") or 0.0)
         row["cpu_pct"] = db._r(100.0 * row["cpu_s"] / row["window_s"], 1)
         row["rss_mib"] = db._r((row["ui_rss_mib"] or 0.0) + (row["engine_rss_mib"] or 0.0), 1)

@@ -153,6 +153,7 @@ class Window:
         self.errors_ms: list[float] = []
         self.cpu0 = 0.0
         self.t0 = 0.0
+        self.wall0 = 0.0
         self.gc_runs = [0, 0, 0]     # collections per generation in the window
         self.gc_max_ms = 0.0         # longest collection in the window (an event-loop stall)
         self._gc_t = 0.0
@@ -177,11 +178,13 @@ class Window:
         gc.callbacks.append(self._on_gc)
         self.cpu0 = _cpu_seconds()
         self.t0 = time.perf_counter()
+        self.wall0 = time.time()
         self.open = True
 
     def finish(self, client: str, targets: int, extra: dict[str, Any]) -> dict[str, Any]:
         cpu = _cpu_seconds() - self.cpu0
         wall = time.perf_counter() - self.t0
+        wall1 = time.time()
         self.open = False
         gc.callbacks.remove(self._on_gc)
         ordered = sorted(self.errors_ms)
@@ -191,6 +194,7 @@ class Window:
         full_gc_ms = (time.perf_counter() - begin) * 1000.0
         return {
             "client": client, "targets": targets, "window_s": round(wall, 3),
+            "t0": self.wall0, "t1": wall1,   # the window on the wall clock (time.time())
             "probes": self.probes, "failures": self.failures,
             "probes_per_s": round(self.probes / wall, 1) if wall > 0 else None,
             "cpu_s": round(cpu, 4),
