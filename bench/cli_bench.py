@@ -42,7 +42,7 @@ bare loop's.
 
     python bench/cli_bench.py [--targets 100 1000] [--seconds 30] [--warmup 5]
                               [--repeat 3] [--dashboard] [--idle-below 15]
-                              [--idle-wait 60] [--json] [--save FILE]
+                              [--idle-wait 60] [--profile DIR] [--json] [--save FILE]
 
 Every loop here is bounded in count and time, there is an overall SIGALRM
 limit, children die with this process (PR_SET_PDEATHSIG) and every exit path
@@ -345,7 +345,7 @@ class Bench:
             row = self.run_dashboard(targets)
         row.update(gate)
         row.update({"client": client, "targets": targets, "run": rep + 1, "position": position})
-        row["scheduled"] = round(targets * row["window_s"] / eb.INTERVAL_S)
+        row["scheduled"] = max(1, round(targets * row["window_s"] / eb.INTERVAL_S))
         row["probes_pct"] = db._r(100.0 * row["probes"] / row["scheduled"], 2)
         row["server_pct"] = db._r(100.0 * row["server_seen"] / row["scheduled"], 2)
         row["kept"] = (row["probes"] >= KEPT * row["scheduled"]
@@ -357,15 +357,21 @@ class Bench:
     def run_cli(self, targets: int) -> dict[str, Any]:
         args = self.args
         err = self.workdir / "cli.err"
+        argv = [sys.executable, "-m", "monitor", "run", "--headless", "--json",
+                "--config", str(self.config(targets))]
+        if args.profile:   # the whole life of the process, start-up and warm-up included
+            self.serial += 1
+            out = os.path.join(args.profile, f"cli-{targets}-{self.serial}.pstats")
+            argv[1:2] = ["-m", "cProfile", "-o", out, "-m"]
         with open(err, "wb") as stderr:
-            proc = self._spawn([sys.executable, "-m", "monitor", "run", "--headless", "--json",
-                                "--config", str(self.config(targets))], subprocess.PIPE, stderr)
+            proc = self._spawn(argv, subprocess.PIPE, stderr)
         assert proc.stdout is not None
+        startup = 30.0 + targets / 100.0
         reader = PipeReader(proc.stdout.fileno(),
-                            time.monotonic() + 60.0 + args.warmup + args.seconds + 30.0)
+                            time.monotonic() + startup + args.warmup + args.seconds + 30.0)
         reader.start()
         try:
-            deadline = time.monotonic() + 30.0 + targets / 100.0
+            deadline = time.monotonic() + startup
             while reader.kept == 0:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("monitor run --headless --json printed nothing: "
@@ -402,7 +408,7 @@ class Bench:
         settings = argparse.Namespace(kind="http", seconds=args.seconds, warmup=args.warmup,
                                       prefill=False)
         row = eb.run_client(str(HERE / "engine_bench.py"), "bare", targets, self.port, settings,
-                            [self.server], None)
+                            [self.server], args.profile)
         self._count_window(row)
         row.pop("error_p90_ms", None)
         return row
@@ -413,10 +419,10 @@ class Bench:
         conf = self.workdir / "blackbox.yml"
         conf.write_text(BLACKBOX_CONFIG)
         bb_port = _free_port()
-        log = open(self.workdir / "blackbox.log", "ab")   # noqa: SIM115
-        bb = self._spawn([self.blackbox, f"--config.file={conf}",
-                          f"--web.listen-address={kinds.HOST}:{bb_port}"], log, log)
         cpu: dict[str, float] = {}
+        with open(self.workdir / "blackbox.log", "ab") as log:
+            bb = self._spawn([self.blackbox, f"--config.file={conf}",
+                              f"--web.listen-address={kinds.HOST}:{bb_port}"], log, log)
         try:
             for _ in range(150):   # up to 15 s until it answers
                 try:
@@ -444,7 +450,6 @@ class Bench:
                                    args.seconds + 30.0, on_window)
         finally:
             self._stop(bb, 5.0)
-            log.close()
         self._count_window(row)
         row["scraper_cpu_pct"] = row.pop("cpu_pct")
         row["scraper_rss_mib"] = row.pop("rss_mib")
@@ -548,8 +553,11 @@ def verdicts(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[
             continue
         targets = item["targets"]
         ratio, p99 = item["ratio"], item["p99_ratio"]
-        bare = {r["run"]: r["kept"] for r in rows if r["client"] == "bare" and r["targets"] == targets}
-        cli = {r["run"]: r["kept"] for r in rows if r["client"] == "cli" and r["targets"] == targets}
+        cpu_met = "met" if (ratio["median"] or 0.0) <= AIM_CPU else "NOT met"
+        p99_met = "met" if (p99["median"] or 0.0) <= AIM_P99 else "NOT met"
+        kept = {(r["client"], r["run"]): r["kept"] for r in rows if r["targets"] == targets}
+        bare = {run: k for (client, run), k in kept.items() if client == "bare"}
+        cli = {run: k for (client, run), k in kept.items() if client == "cli"}
         judged = [run for run, kept in bare.items() if kept and run in cli]
         held = sum(1 for run in judged if cli[run])
         parts = []
@@ -558,7 +566,7 @@ def verdicts(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[
         else:
             parts.append(f"CPU per probe {ratio['median']:.2f}x the bare loop "
                          f"[{ratio['min']:.2f}–{ratio['max']:.2f}] "
-                         f"({'met' if ratio['median'] <= AIM_CPU else 'NOT met'}, aim ≤ {AIM_CPU})")
+                         f"({cpu_met}, aim ≤ {AIM_CPU})")
         if judged:
             parts.append(f"schedule kept in {held} of the {len(judged)} run(s) where the bare "
                          f"loop kept it ({'met' if held == len(judged) else 'NOT met'})")
@@ -569,7 +577,7 @@ def verdicts(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[
         else:
             parts.append(f"error p99 {p99['median']:.2f}x the bare loop's "
                          f"[{p99['min']:.2f}–{p99['max']:.2f}] "
-                         f"({'met' if p99['median'] <= AIM_P99 else 'NOT met'}, aim ≤ {AIM_P99:g})")
+                         f"({p99_met}, aim ≤ {AIM_P99:g})")
         busy = item["runs"] - item["idle_ok"]
         noise = (f"; the machine was not idle before {busy} of {item['runs']} cli run(s), "
                  f"others used {_f(item['others_cpu_pct']['median'], 0)} % of a core (median)"
@@ -588,7 +596,8 @@ def _mm(spread: dict[str, float | None], digits: int = 2) -> str:
         return "–"
     if spread["min"] == spread["max"]:
         return _f(spread["median"], digits)
-    return f"{_f(spread['median'], digits)} [{_f(spread['min'], digits)}–{_f(spread['max'], digits)}]"
+    low, high = _f(spread["min"], digits), _f(spread["max"], digits)
+    return f"{_f(spread['median'], digits)} [{low}–{high}]"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -605,7 +614,7 @@ def markdown(result: dict[str, Any]) -> str:
            "| server-seen / scheduled % | kept ≥ 99 % | failures | error p50 ms | error p95 ms "
            "| error p99 ms | p99 vs bare | error max ms | RSS MiB | host busy % | others % "
            "| idle before |",
-           "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "|---:|---|---:|---:|---:|---:|---:|---|" + "---:|" * 10]
     for item in result["summary"]:
         kept = " ".join("yes" if k else "no" for k in item["kept"])
         out.append(
@@ -621,13 +630,14 @@ def markdown(result: dict[str, Any]) -> str:
             "bare loop run next to it, then their median; error max is the largest of all runs; "
             "host busy and others are % of one core during the window (others: everything but "
             "the client, the target server and this script); idle before: runs that started "
-            "after the gate saw an idle machine.", ""]
+            "after the gate saw an idle machine. blackbox: CPU and RSS of blackbox_exporter "
+            "alone (its scrapers' are in the JSON); dashboard: UI + engine worker.", ""]
     out += result["verdicts"]
     out += ["", "Per run:", "",
             "| targets | run | # | client | CPU s / 1000 | client CPU % | probes | scheduled "
             "| server seen | kept | failures | p50 | p95 | p99 | max | RSS MiB | server CPU % "
-            "| host busy % | others % | busy before % |",
-            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| host busy % | others % | machine busy before % |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|" + "---:|" * 10]
     for row in result["rows"]:
         cpu = _f(row.get("cpu_pct"), 1)
         if row["client"] == "dashboard":
@@ -637,7 +647,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_f(row.get('cpu_s_per_1000'), 3)} | {cpu} | {row['probes']} "
             f"| {row['scheduled']} | {row['server_seen']} | {'yes' if row['kept'] else 'no'} "
             f"| {row['failures']} | {_f(row['error_p50_ms'])} | {_f(row['error_p95_ms'])} "
-            f"| {_f(row['error_p99_ms'])} | {_f(row['error_max_ms'])} | {_f(row.get('rss_mib'), 1)} "
+            f"| {_f(row['error_p99_ms'])} | {_f(row['error_max_ms'])} "
+            f"| {_f(row.get('rss_mib'), 1)} "
             f"| {_f(row.get('server_cpu_pct'), 1)} | {_f(row.get('host_busy_pct'), 0)} "
             f"| {_f(row.get('others_cpu_pct'), 0)} | {_f(row['idle_busy_pct'], 0)} |")
     return "\n".join(out)
@@ -666,6 +677,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dashboard and not shutil.which("tmux"):
         print("cli_bench: --dashboard needs tmux", file=sys.stderr)
         return 2
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)
+        os.makedirs(args.profile, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="cli-bench-"))
     bench = Bench(args, workdir)
     clients = ["cli", "bare"] + (["blackbox"] if bench.blackbox else []) \
@@ -753,6 +767,10 @@ def main(argv: list[str] | None = None) -> int:
                              "anyway and say so (60; 0: one 2 s sample)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="hard overall limit in seconds (default: from the workload)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="cProfile the cli (its whole life, into DIR/cli-N-K.pstats) and the "
+                             "bare loop (its window, DIR/bare-N.pstats); inflates the CPU "
+                             "figures: do not compare them")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON result to FILE")
