@@ -393,9 +393,10 @@ class Bench:
             self._stop(proc, 10.0)
             reader.join(10.0)
         row["exit_code"] = proc.returncode
-        row["stdout_bytes_per_s"] = round(reader.kept / max(1e-9, row["window_s"]))
         lines = reader.lines()
-        row["json_lines"] = len(lines)
+        row["stdout_lines"] = len(lines) - 1      # over its whole life, start-up included
+        row["stdout_bytes_per_line"] = round(reader.kept / max(1, len(lines) - 1))
+        row["stdout_dropped_bytes"] = reader.dropped
         row.update(window_results(lines, row["t0"], row["t1"]))
         self._count_window(row)
         row["cpu_s"] = row.pop("monitor_cpu_s")
