@@ -698,7 +698,10 @@ def run(args: argparse.Namespace) -> int:
         raise db.Overtime(f"benchmark exceeded its overall limit of {limit:.0f}s")
 
     signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda *_: on_alarm(0, None))
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise db.Overtime("stopped by SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_term)
     signal.alarm(math.ceil(limit))
     rows: list[dict[str, Any]] = []
     try:
