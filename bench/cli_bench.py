@@ -137,6 +137,8 @@ def window_results(lines: Iterable[bytes | str], t0: float, t1: float) -> dict[s
     errors: list[float] = []
     probes = failures = unparsed = 0
     for line in lines:
+        if not line.strip():
+            continue
         try:
             item = json.loads(line)
             if item.get("event") != "result":
