@@ -174,6 +174,7 @@ class Sampler:
             now, before = _cpu(pid), self.cpu0.get(name)
             pct = None if now is None or before is None else 100.0 * (now - before) / wall
             out[f"{name}_cpu_pct"] = _r(pct, 1)
+            out[f"{name}_cpu_s"] = None if now is None or before is None else now - before
             known += pct or 0.0
         total = host1[1] - self.host0[1]
         cores = os.cpu_count() or 1

@@ -153,6 +153,7 @@ class Window:
         self.errors_ms: list[float] = []
         self.cpu0 = 0.0
         self.t0 = 0.0
+        self.wall0 = 0.0
         self.gc_runs = [0, 0, 0]     # collections per generation in the window
         self.gc_max_ms = 0.0         # longest collection in the window (an event-loop stall)
         self._gc_t = 0.0
@@ -177,11 +178,13 @@ class Window:
         gc.callbacks.append(self._on_gc)
         self.cpu0 = _cpu_seconds()
         self.t0 = time.perf_counter()
+        self.wall0 = time.time()
         self.open = True
 
     def finish(self, client: str, targets: int, extra: dict[str, Any]) -> dict[str, Any]:
         cpu = _cpu_seconds() - self.cpu0
         wall = time.perf_counter() - self.t0
+        wall1 = time.time()
         self.open = False
         gc.callbacks.remove(self._on_gc)
         ordered = sorted(self.errors_ms)
@@ -191,6 +194,7 @@ class Window:
         full_gc_ms = (time.perf_counter() - begin) * 1000.0
         return {
             "client": client, "targets": targets, "window_s": round(wall, 3),
+            "t0": self.wall0, "t1": wall1,   # the window on the wall clock (time.time())
             "probes": self.probes, "failures": self.failures,
             "probes_per_s": round(self.probes / wall, 1) if wall > 0 else None,
             "cpu_s": round(cpu, 4),
@@ -202,6 +206,7 @@ class Window:
             "full_gc_ms": round(full_gc_ms, 2), "gc_tracked": len(gc.get_objects()),
             "error_p50_ms": _round(_percentile(ordered, 0.50)),
             "error_p90_ms": _round(_percentile(ordered, 0.90)),
+            "error_p95_ms": _round(_percentile(ordered, 0.95)),
             "error_p99_ms": _round(_percentile(ordered, 0.99)),
             "error_max_ms": _round(ordered[-1] if ordered else None),
             **extra,
@@ -425,7 +430,8 @@ def machine_facts() -> dict[str, Any]:
 
 
 def run_client(script: str, client: str, targets: int, port: int, args: argparse.Namespace,
-               servers: list[Child], profile_dir: str | None) -> dict[str, Any]:
+               servers: list[Child], profile_dir: str | None,
+               on_window: Callable[[str], None] | None = None) -> dict[str, Any]:
     prefill_s = PREFILL_S if args.prefill and client == "engine" else 0.0
     budget = prefill_s + args.warmup + args.seconds + 40.0
     argv = [sys.executable, script, "_client", "--kind", args.kind, "--client", client,
@@ -436,16 +442,30 @@ def run_client(script: str, client: str, targets: int, port: int, args: argparse
         argv += ["--profile", os.path.join(profile_dir, f"{client}-{targets}.pstats")]
     if args.prefill:
         argv.append("--prefill")
-    child = Child(argv)
+    return measure_child(Child(argv), client, servers, prefill_s + args.warmup + 30.0,
+                         args.seconds + 30.0, on_window)
+
+
+def measure_child(child: Child, client: str, servers: list[Child], start_timeout: float,
+                  window_timeout: float,
+                  on_window: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Wait for a client's {"event": "window"}, then for its result line; add the
+    servers' and the host's CPU over that window. `on_window("open"/"close")` is
+    called as the window opens and right after the result arrives (bench/cli_bench.py
+    reads the server's request count there). The child is closed on every path."""
     try:
-        message = child.read(prefill_s + args.warmup + 30.0)
+        message = child.read(start_timeout)
         if message.get("event") != "window":
             raise RuntimeError(f"unexpected message from the {client} client: {message}")
+        if on_window is not None:
+            on_window("open")
         server0 = sum(_proc_cpu(s.proc.pid) for s in servers)
         host0 = _host_busy()
         wall0 = time.perf_counter()
-        result = child.read(args.seconds + 30.0)
+        result = child.read(window_timeout)
         wall = time.perf_counter() - wall0
+        if on_window is not None:
+            on_window("close")
         server = sum(_proc_cpu(s.proc.pid) for s in servers) - server0
         host1 = _host_busy()
         result.pop("event", None)

@@ -3,6 +3,9 @@ engine's config for N targets, and the bare client's one probe.
 
   http  aiohttp.web answering every path after DELAY (engine_bench's original
         workload); the bare probe is one aiohttp GET on a fresh connection.
+        GET /_count answers at once with the requests received so far (itself
+        excepted) and the server's clock; /_count?from=T0&to=T1 adds how many
+        arrived between two time.time() values (for cli_bench.py).
   dns   a UDP responder answering every A query with 127.0.0.1 after DELAY
         (replies built with dnspython); the bare probe is dnspython's own
         `asyncquery.udp`, the shortest correct client there is.
@@ -17,16 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from array import array
+from bisect import bisect_left
 import os
 import socket
 import ssl
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 HOST = "127.0.0.1"
 QUERY_NAME = "bench.test."
 DELAY_S = {"http": 0.020, "dns": 0.020, "tls": 0.0}
+COUNT_PATH = "/_count"   # http: {"requests": received so far, "time": the server's time.time()}
+COUNT_KEPT = 20_000_000  # arrival times kept for /_count?from=&to= (8 bytes each)
 
 
 # --- servers ---------------------------------------------------------------------
@@ -43,11 +51,29 @@ def _listening_socket(port: int, kind: int = socket.SOCK_STREAM) -> socket.socke
 async def serve_http(port: int, ready: Callable[[int], None], stop: asyncio.Event) -> None:
     from aiohttp import web
 
+    seen = 0                  # requests received, /_count itself excepted
+    arrivals = array("d")     # time.time() of each (the first COUNT_KEPT), in order
+
     async def answer(_: web.Request) -> web.Response:
+        nonlocal seen
+        seen += 1
+        if len(arrivals) < COUNT_KEPT:
+            arrivals.append(time.time())
         await asyncio.sleep(DELAY_S["http"])
         return web.Response(text="ok")
 
+    async def count(request: web.Request) -> web.Response:
+        # the server's own count, at once (cli_bench checks clients' claims against it);
+        # ?from=T0&to=T1 (time.time() values) adds the requests that arrived in [T0, T1)
+        body: dict[str, Any] = {"requests": seen, "time": time.time(),
+                                "complete": seen == len(arrivals)}
+        if "from" in request.query and "to" in request.query:
+            low, high = float(request.query["from"]), float(request.query["to"])
+            body["window"] = bisect_left(arrivals, high) - bisect_left(arrivals, low)
+        return web.json_response(body)
+
     app = web.Application()
+    app.router.add_get(COUNT_PATH, count)
     app.router.add_get("/{tail:.*}", answer)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
