@@ -189,7 +189,8 @@ class _Loader:
         if isinstance(value, dict):
             return {k: self.substitute(v, path + (k,)) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.substitute(v, path + (i,) if _is_table_list(value) else path)
+            tables = _is_table_list(value)   # once per list: per item made loading quadratic
+            return [self.substitute(v, path + (i,) if tables else path)
                     for i, v in enumerate(value)]
         return value
 
