@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no dashboard (required)")
     run.add_argument("--json", action="store_true",
                      help="JSON lines: every result and every transition")
+    run.add_argument("--record", dest="sub_record", metavar="FILE",
+                     help="also append every result to FILE as JSON lines")
 
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("monitor: `run` probes without a screen: add --headless "
                       "(or run `monitor` for the dashboard)", file=sys.stderr)
                 return EXIT_CONFIG
-            return cmd_run(config, args.json)
+            return cmd_run(config, args.json, args.sub_record)
         refresh = getattr(args, "sub_refresh", None) or args.refresh
         return cmd_dashboard(config, refresh, args.record, args.ui_nice)
     except ConfigError as exc:
@@ -193,17 +195,18 @@ HEADLESS_LIMIT = 1 << 20
 HEADLESS_HARD_LIMIT = 8 << 20
 
 
-def cmd_run(config: Config, as_json: bool) -> int:
+def cmd_run(config: Config, as_json: bool, record: str | None = None) -> int:
     try:
         os.fstat(1)
     except OSError:   # checked before the event loop opens files that would take number 1
         _say("monitor: stdout is closed; for no output, send it to /dev/null")
         return EXIT_PROBLEM
-    return run_async(_run_headless(config, as_json))
+    return run_async(_run_headless(config, as_json, record))
 
 
-async def _run_headless(config: Config, as_json: bool) -> int:
+async def _run_headless(config: Config, as_json: bool, record: str | None) -> int:
     from monitor.engine.outbox import Outbox, open_stdout
+    from monitor.engine.record import open_recorder
     from monitor.engine.scheduler import Engine
     from monitor.output import (dropped_event, dropped_line, encode_lines, json_line,
                                 result_line, transition_line, use_colour)
@@ -224,9 +227,21 @@ async def _run_headless(config: Config, as_json: bool) -> int:
     except OSError as exc:
         _say(f"monitor: cannot write to stdout: {exc.strerror or exc}")
         return EXIT_PROBLEM
+    recording: Outbox[str] | None = None
+    if record:
+        try:
+            recording = await open_recorder(record, lambda text: _say(f"monitor: {text}"))
+        except OSError as exc:
+            _say(f"monitor: --record {record}: {exc.strerror or exc}")
+            await out.close()
+            return EXIT_CONFIG
 
     def on_result(result: Any) -> None:
-        out.emit(result_line(result), droppable=True)
+        line = result_line(result)
+        if as_json:
+            out.emit(line, droppable=True)
+        if recording is not None:
+            recording.emit(line, droppable=True)
 
     def on_transition(transition: Any) -> None:
         out.emit(json_line(transition.to_json()) if as_json
@@ -236,7 +251,8 @@ async def _run_headless(config: Config, as_json: bool) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        engine = Engine(config, on_result=on_result if as_json else None,
+        wants_results = as_json or recording is not None
+        engine = Engine(config, on_result=on_result if wants_results else None,
                         on_transition=on_transition)
         if not as_json:
             _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
@@ -251,6 +267,8 @@ async def _run_headless(config: Config, as_json: bool) -> int:
     try:
         code = await _with_demo(config, body)
     finally:
+        if recording is not None:
+            await recording.close()
         await out.close()
     return _stdout_gone(stdout_lost[0]) if stdout_lost else code
 

@@ -16,8 +16,10 @@ from typing import Any
 from monitor.config import Config, ConfigError, load_config
 from monitor.engine.client import EngineStats, report_stats
 from monitor.engine.outbox import Outbox, open_stdout
+from monitor.engine.record import open_recorder
 from monitor.engine.scheduler import Engine
 from monitor.engine.wire import Message, pack, result_message, transition_message
+from monitor.output import result_line
 
 
 async def serve(config: Config, stats_every: float = 1.0, record: str | None = None) -> int:
@@ -26,13 +28,17 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
     # not stall the probes: above 4 MiB waiting, results are dropped and counted.
     out = await open_stdout(Outbox(pack, limit=4 << 20))
     emit = out.emit
-    recording = open(record, "a", encoding="utf-8") if record else None   # noqa: SIM115
+    recording = None
+    if record:
+        try:
+            recording = await open_recorder(record, lambda text: emit(("error", text)))
+        except OSError as exc:
+            emit(("error", f"--record {record}: {exc.strerror or exc}"))
 
     def on_result(result: Any) -> None:
         emit(result_message(result), droppable=True)
         if recording is not None:   # what `monitor run --headless --json` would print
-            recording.write(json.dumps({"event": "result", **result.to_json()},
-                                       separators=(",", ":"), default=str) + "\n")
+            recording.emit(result_line(result), droppable=True)
 
     demo = None
     if config.demo.enabled:
@@ -63,7 +69,7 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
         if demo is not None:
             await demo.stop()
         if recording is not None:
-            recording.close()
+            await recording.close()
         await out.close()
     return 0
 

@@ -1,6 +1,6 @@
-"""`monitor run --headless` against readers that stall or leave: real
-subprocesses, real pipes and terminals, a loopback server that counts what it
-was asked."""
+"""`monitor run --headless` and `--record` against readers that stall, leave or
+crash: real subprocesses, real pipes and files, a loopback server that counts
+what it was asked."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import sys
 import time
 import tty
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from monitor.engine.record import RecordReader
 from tests.cli.test_cli import clean_env, monitor
 
 PIPE_CAPACITY = 1 << 16
@@ -192,3 +194,120 @@ async def test_stdout_that_fails_is_a_clear_error(tmp_path, server):
         _, err = await stop(proc)
     assert code == 1 and "monitor: cannot write to stdout: No space left on device" in err, err
     assert "Traceback" not in err
+
+
+def parse_record(path: Path) -> list[dict]:
+    """Every line but the last must be a whole JSON object; the last may be torn."""
+    lines = path.read_bytes().split(b"\n")
+    tail = lines.pop()   # after the last newline: empty unless a write was cut short
+    entries = [json.loads(line) for line in lines]
+    try:
+        entries.append(json.loads(tail))
+    except ValueError:
+        pass
+    return entries
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+async def kill_after_results(proc: asyncio.subprocess.Process, server: CountingServer,
+                             seconds: float) -> float:
+    """SIGKILL `seconds` after the first probe arrived; returns when (wall clock)."""
+    async with asyncio.timeout(15):
+        while not server.arrivals:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(seconds)
+    killed_at = time.time()
+    proc.kill()
+    await asyncio.wait_for(proc.wait(), 10)
+    return killed_at
+
+
+def assert_at_most_the_last_second_lost(entries: list[dict], server: CountingServer,
+                                        killed_at: float) -> None:
+    cutoff = killed_at - 1.0
+    asked = sum(1 for at in server.arrivals if at < cutoff - 0.05)
+    kept = sum(1 for e in entries if e["event"] == "result" and stamp(e["checked_at"]) < cutoff)
+    assert asked >= 4, asked
+    assert kept >= 0.8 * asked, f"{kept} of {asked} results older than 1 s were recorded"
+
+
+async def test_headless_record_survives_kill_9_and_a_reopen_after_a_torn_line(tmp_path, server):
+    # a few short results a second: a stdio buffer would hold seconds of them
+    config = write_config(tmp_path / "m.toml", server.base, count=2, interval="500ms")
+    record = tmp_path / "record.jsonl"
+    with open(os.devnull, "wb") as devnull:
+        proc = await start(tmp_path, "run", "--headless", "--record", str(record),
+                           "-c", str(config), stdout=devnull.fileno())
+        killed_at = await kill_after_results(proc, server, 2.5)
+    entries = parse_record(record)
+    assert_at_most_the_last_second_lost(entries, server, killed_at)
+    assert {e["name"] for e in entries} == {"t0", "t1"}
+
+    # A write cut short by a crash, then a new run appending to the same file:
+    # the torn line stays alone on its line and the reader skips it.
+    with open(record, "ab") as handle:
+        handle.write(b'{"event":"result","name":"t0","kin')
+    before = len(entries)
+    with open(os.devnull, "wb") as devnull:
+        proc = await start(tmp_path, "run", "--headless", "--record", str(record),
+                           "-c", str(config), stdout=devnull.fileno())
+        asked_before = len(server.arrivals)
+        async with asyncio.timeout(15):
+            while server.since(asked_before) < 4:
+                await asyncio.sleep(0.05)
+        code, err = await stop(proc)
+    assert code == 0, err
+    reader = RecordReader(record)
+    entries = list(reader)
+    assert reader.torn == 1
+    assert len(entries) > before and all(e["event"] == "result" for e in entries)
+
+
+async def test_engine_worker_record_survives_kill_9(tmp_path, server):
+    """The dashboard's engine process, run directly: stdin a pipe kept open (the
+    UI), stdout /dev/null."""
+    config = write_config(tmp_path / "m.toml", server.base, count=2, interval="500ms")
+    record = tmp_path / "record.jsonl"
+    with open(os.devnull, "wb") as devnull:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", "engine-worker", "--config", str(config),
+            "--record", str(record), cwd=tmp_path, env=clean_env(tmp_path),
+            stdin=asyncio.subprocess.PIPE, stdout=devnull.fileno(),
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            killed_at = await kill_after_results(proc, server, 2.5)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    entries = parse_record(record)
+    assert_at_most_the_last_second_lost(entries, server, killed_at)
+
+
+async def test_a_record_that_fails_is_not_fatal_and_one_that_cannot_open_is_refused(
+        tmp_path, server):
+    config = write_config(tmp_path / "m.toml", server.base, count=1, interval="200ms")
+    read_fd, write_fd = os.pipe()
+    proc = await start(tmp_path, "run", "--headless", "--json", "--record", "/dev/full",
+                       "-c", str(config), stdout=write_fd)
+    os.close(write_fd)
+    reader = PipeReader(read_fd)
+    try:
+        lines = await reader.lines(lambda got: len(got) >= 10, 15)   # probing goes on
+    finally:
+        code, err = await stop(proc)
+        reader.close()
+    assert len(lines) >= 10 and code == 0, err
+    assert err.count("monitor: --record /dev/full: No space left on device; "
+                     "recording stopped") == 1, err
+    assert "Traceback" not in err
+
+    code, _, err = await monitor("run", "--headless", "-c", str(config), "--record",
+                                 str(tmp_path / "no" / "such" / "dir" / "r.jsonl"),
+                                 cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "r.jsonl: No such file or directory" in err, err
