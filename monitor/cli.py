@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no dashboard (required)")
     run.add_argument("--json", action="store_true",
                      help="JSON lines: every result and every transition")
+    run.add_argument("--record", dest="sub_record", metavar="FILE",
+                     help="also append every result to FILE as JSON lines")
 
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("monitor: `run` probes without a screen: add --headless "
                       "(or run `monitor` for the dashboard)", file=sys.stderr)
                 return EXIT_CONFIG
-            return run_async(cmd_run(config, args.json))
+            return cmd_run(config, args.json, args.sub_record)
         refresh = getattr(args, "sub_refresh", None) or args.refresh
         return cmd_dashboard(config, refresh, args.record, args.ui_nice)
     except ConfigError as exc:
@@ -187,33 +190,76 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
     return await _with_demo(config, body)
 
 
-async def cmd_run(config: Config, as_json: bool) -> int:
-    from monitor.engine.scheduler import Engine
-    from monitor.output import json_line, transition_line, use_colour
+# A reader that stalls gets this much output held for it, then results are
+# dropped (and counted in the stream); about 2 s of results at 1,000 probes/s,
+# hours at a typical rate. State changes are held up to HEADLESS_HARD_LIMIT.
+HEADLESS_LIMIT = 1 << 20
+HEADLESS_HARD_LIMIT = 8 << 20
 
-    colour = use_colour(sys.stdout)
+
+def cmd_run(config: Config, as_json: bool, record: str | None = None) -> int:
+    try:
+        os.fstat(1)
+    except OSError:   # checked before the event loop opens files that would take number 1
+        _say("monitor: stdout is closed; for no output, send it to /dev/null")
+        return EXIT_PROBLEM
+    return run_async(_run_headless(config, as_json, record))
+
+
+async def _run_headless(config: Config, as_json: bool, record: str | None) -> int:
+    from monitor.engine.outbox import Outbox, open_stdout
+    from monitor.engine.record import open_recorder
+    from monitor.engine.scheduler import Engine
+    from monitor.output import (dropped_event, dropped_line, encode_lines, json_line,
+                                result_line, transition_line, use_colour)
+
+    colour = sys.stdout is not None and use_colour(sys.stdout)
+    stop = asyncio.Event()
+    stdout_lost: list[BaseException | None] = []
+
+    def reader_gone(exc: BaseException | None) -> None:
+        stdout_lost.append(exc)
+        stop.set()
+
+    out: Outbox[str] = Outbox(encode_lines, limit=HEADLESS_LIMIT, hard_limit=HEADLESS_HARD_LIMIT,
+                              gap_note=dropped_event if as_json else dropped_line,
+                              on_lost=reader_gone)
+    try:
+        await open_stdout(out)
+    except OSError as exc:
+        _say(f"monitor: cannot write to stdout: {exc.strerror or exc}")
+        return EXIT_PROBLEM
+    recording: Outbox[str] | None = None
+    if record:
+        try:
+            recording = await open_recorder(record, lambda text: _say(f"monitor: {text}"))
+        except OSError as exc:
+            _say(f"monitor: --record {record}: {exc.strerror or exc}")
+            await out.close()
+            return EXIT_CONFIG
 
     def on_result(result: Any) -> None:
+        line = result_line(result)
         if as_json:
-            print(json_line({"event": "result", **result.to_json()}), flush=True)
+            out.emit(line, droppable=True)
+        if recording is not None:
+            recording.emit(line, droppable=True)
 
     def on_transition(transition: Any) -> None:
-        if as_json:
-            print(json_line(transition.to_json()), flush=True)
-        else:
-            print(transition_line(transition, colour), flush=True)
+        out.emit(json_line(transition.to_json()) if as_json
+                 else transition_line(transition, colour))
 
     async def body() -> int:
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        engine = Engine(config, on_result=on_result, on_transition=on_transition,
-                        on_notice=lambda text: print(f"monitor: {text}", file=sys.stderr,
-                                                     flush=True))
+        wants_results = as_json or recording is not None
+        engine = Engine(config, on_result=on_result if wants_results else None,
+                        on_transition=on_transition,
+                        on_notice=lambda text: _say(f"monitor: {text}"))
         if not as_json:
-            print(f"monitor: probing {len(config.targets)} targets from {config.path}; "
-                  "Ctrl-C to stop", file=sys.stderr, flush=True)
+            _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
+                 "Ctrl-C to stop")
         await engine.start()
         try:
             await stop.wait()
@@ -221,7 +267,34 @@ async def cmd_run(config: Config, as_json: bool) -> int:
             await engine.stop()
         return EXIT_OK
 
-    return await _with_demo(config, body)
+    try:
+        code = await _with_demo(config, body)
+    finally:
+        if recording is not None:
+            await recording.close()
+        await out.close()
+    return _stdout_gone(stdout_lost[0]) if stdout_lost else code
+
+
+def _stdout_gone(exc: BaseException | None) -> int:
+    """How `run --headless` ends when its stdout can take no more."""
+    # Nothing may fail on the way out either: Python flushes stdout at exit
+    # (the Python docs' advice for SIGPIPE).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    if exc is None or isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+        return EXIT_OK   # the reader left, as `head -1` does: a quiet end, like `yes | head -1`
+    _say(f"monitor: cannot write to stdout: {getattr(exc, 'strerror', None) or exc}")
+    return EXIT_PROBLEM
+
+
+def _say(text: str) -> None:
+    """A line on stderr, which may be the same closed pipe as stdout."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,

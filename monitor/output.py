@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from monitor.engine.result import ProbeResult, Status
+from monitor.engine.result import ProbeResult, Status, iso
 from monitor.engine.state import State, Transition
 from monitor.config.durations import format_duration
 
@@ -68,6 +69,31 @@ def transition_line(t: Transition, colour: bool = False) -> str:
 
 def json_line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def result_line(result: ProbeResult) -> str:
+    """A result as `run --headless --json` prints it and `--record` keeps it."""
+    return json_line({"event": "result", **result.to_json()})
+
+
+def encode_lines(lines: list[str]) -> bytes:
+    """A batch of lines as one write; text the terminal encoding cannot carry
+    (a lone surrogate) is replaced, never an exception in the output path."""
+    return ("\n".join(lines) + "\n").encode("utf-8", "replace")
+
+
+def dropped_event(results: int, transitions: int) -> str:
+    """Said in the stream, once output flows again, of what a stalled reader missed."""
+    return json_line({"event": "dropped", "results": results, "transitions": transitions,
+                      "at": iso(datetime.now(UTC))})
+
+
+def dropped_line(results: int, transitions: int) -> str:
+    """`dropped_event` for people: text mode writes state changes only."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    lost = ", ".join(f"{count} {what}" for count, what in
+                     ((results, "results"), (transitions, "state changes")) if count)
+    return f"{stamp}  monitor: output stalled; not written: {lost}"
 
 
 def _cut(text: str, width: int) -> str:

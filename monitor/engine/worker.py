@@ -9,119 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import stat
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 from monitor.config import Config, ConfigError, load_config
 from monitor.engine.client import EngineStats, report_stats
+from monitor.engine.outbox import Outbox, open_stdout
+from monitor.engine.record import open_recorder
 from monitor.engine.scheduler import Engine
 from monitor.engine.wire import Message, pack, result_message, transition_message
-
-
-class Outbox:
-    """Messages to the UI that never block the engine.
-
-    A message waits at most `every` seconds and goes out with the others
-    that came meanwhile, as one frame in one write on a non-blocking pipe (a
-    burst of results is one write and wakes the UI once; nothing to send, no
-    wake-ups at all). A UI that stops reading (its terminal frozen on a
-    stalled SSH link) must not stall the probes behind a full pipe: above
-    `limit` bytes waiting, results are dropped and counted; transitions,
-    stats and errors still go.
-    """
-
-    def __init__(self, transport: asyncio.WriteTransport, limit: int = 4 << 20,
-                 every: float = 0.05) -> None:
-        self.transport = transport
-        self.limit = limit
-        self.every = every
-        self.dropped = 0
-        self._messages: list[Message] = []
-        self._pending: asyncio.TimerHandle | None = None
-
-    def emit(self, message: Message, droppable: bool = False) -> None:
-        if droppable and self.transport.get_write_buffer_size() > self.limit:
-            self.dropped += 1
-            return
-        self._messages.append(message)
-        if self._pending is None:
-            self._pending = asyncio.get_running_loop().call_later(self.every, self.flush)
-
-    def flush(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        if self._messages and not self.transport.is_closing():
-            self.transport.write(pack(self._messages))
-        self._messages = []
-
-    async def close(self, wait: float = 2.0) -> None:
-        """Send what is left and give the UI a moment to take it."""
-        self.flush()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while self.transport.get_write_buffer_size() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        self.transport.close()
-
-
-class _FileSink:
-    """The transport interface over blocking writes, for stdout that is not a
-    pipe or socket (a file, a terminal, /dev/null: `monitor engine-worker`
-    run by hand). Only the dashboard's pipe needs back-pressure handling."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, data: bytes) -> None:
-        self.stream.write(data)
-        self.stream.flush()
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def is_closing(self) -> bool:
-        return self.stream.closed
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-def private_stdout() -> BinaryIO:
-    """Take file descriptor 1 for the frames alone: from here on anything
-    printed to stdout (by us or a library) goes to stderr, where the UI keeps
-    it for error reports, and cannot break the frame stream."""
-    sys.stdout.flush()
-    frames = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    return frames
-
-
-async def open_outbox() -> Outbox:
-    stream = private_stdout()
-    mode = os.fstat(stream.fileno()).st_mode
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
-        # a file, a terminal, /dev/null: uvloop aborts on them as pipes; the UI uses a pipe
-        return Outbox(_FileSink(stream))  # type: ignore[arg-type]
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, stream)
-    return Outbox(transport)
+from monitor.output import result_line
 
 
 async def serve(config: Config, stats_every: float = 1.0, record: str | None = None) -> int:
     loop = asyncio.get_running_loop()
-    out = await open_outbox()
+    # A UI that stops reading (its terminal frozen on a stalled SSH link) must
+    # not stall the probes: above 4 MiB waiting, results are dropped and counted.
+    out = await open_stdout(Outbox(pack, limit=4 << 20))
     emit = out.emit
-    recording = open(record, "a", encoding="utf-8") if record else None   # noqa: SIM115
+    recording = None
+    if record:
+        try:
+            recording = await open_recorder(record, lambda text: emit(("error", text)))
+        except OSError as exc:
+            emit(("error", f"--record {record}: {exc.strerror or exc}"))
 
     def on_result(result: Any) -> None:
         emit(result_message(result), droppable=True)
         if recording is not None:   # what `monitor run --headless --json` would print
-            recording.write(json.dumps({"event": "result", **result.to_json()},
-                                       separators=(",", ":"), default=str) + "\n")
+            recording.emit(result_line(result), droppable=True)
 
     demo = None
     if config.demo.enabled:
@@ -152,7 +69,7 @@ async def serve(config: Config, stats_every: float = 1.0, record: str | None = N
         if demo is not None:
             await demo.stop()
         if recording is not None:
-            recording.close()
+            await recording.close()
         await out.close()
     return 0
 

@@ -12,8 +12,8 @@ from monitor.config import load_config
 from monitor.engine.client import EngineStats, InProcessEngine, ProcessEngine
 from monitor.engine.result import ProbeResult
 from monitor.engine.state import Transition
-from monitor.engine.wire import FrameReader
-from monitor.engine.worker import Outbox
+from monitor.engine.outbox import Outbox
+from monitor.engine.wire import FrameReader, pack
 
 
 class Listener:
@@ -124,8 +124,8 @@ async def test_outbox_drops_results_not_probes_when_the_ui_stops_reading():
     (and counting) results above the limit but still sending state changes."""
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
-    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(write_fd, "wb"))
-    outbox = Outbox(transport, limit=16 * 1024)
+    outbox = Outbox(pack, limit=16 * 1024)
+    transport, _ = await loop.connect_write_pipe(lambda: outbox, os.fdopen(write_fd, "wb"))
     try:
         for i in range(2000):                 # ~200 KB: far more than the pipe holds
             outbox.emit(("result", f"t{i}", f"{i:x>80}"), droppable=True)

@@ -73,7 +73,7 @@ def test_bytes_that_are_not_frames_raise_a_clear_error():
 
 
 def test_stray_prints_in_the_worker_go_to_stderr_not_into_the_frames():
-    code = ("from monitor.engine.worker import private_stdout\n"
+    code = ("from monitor.engine.outbox import private_stdout\n"
             "from monitor.engine.wire import pack\n"
             "frames = private_stdout()\n"
             "print('a library talking')\n"
