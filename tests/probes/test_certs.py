@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor.probes.base import CertFacts
 from monitor.probes.certs import (
@@ -144,6 +146,35 @@ def test_an_unreadable_chain_member_does_not_hide_the_leaf(ca: trustme.CA, forev
     assert found.earliest == "leaf" and found.chain_length == 2
     with pytest.raises(CertError, match="no certificate"):
         chain_facts([], False, "localhost")
+
+
+def _judged_or_refused(der: bytes) -> None:
+    """A chain of `der` yields facts and a verdict, or CertError: nothing else."""
+    try:
+        found = chain_facts([der], False, "localhost")
+    except CertError as exc:
+        assert str(exc).startswith("cannot read "), exc
+        return
+    cert_problem(found, NOW, 14)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_certificates_are_read_or_refused(forever, data):
+    """Half the changes land in the validity, as digits and time punctuation."""
+    der = bytearray(leaf_der(forever))
+    dates = der.index(NO_EXPIRY) - 17      # notBefore (UTCTime) then notAfter
+    anywhere = st.tuples(st.integers(0, len(der) - 1), st.integers(0, 255))
+    in_dates = st.tuples(st.integers(dates, dates + 33), st.sampled_from(b"0123456789Z+-.,"))
+    for at, value in data.draw(st.lists(st.one_of(anywhere, in_dates), min_size=1, max_size=4)):
+        der[at] = value
+    _judged_or_refused(bytes(der))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_are_refused(data):
+    _judged_or_refused(data)
 
 
 class _LeafOnly:
