@@ -147,7 +147,8 @@ class HttpOptions:
                                  path=True,
                                  doc="PEM file of extra trusted CAs (a private CA)")
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
-                                  doc="fewer days left on any certificate in the chain = DEGRADED (0: off)")
+                                  doc="fewer days left on any certificate in the chain,"
+                                      " or an expiry that cannot be read = DEGRADED (0: off)")
     body_limit: int = option(64 * 1024, convert=to_size, check=in_range(0, 64 * 1024 * 1024),
                              doc="read at most this much of the body")
     keepalive: bool = option(False, convert=to_bool,

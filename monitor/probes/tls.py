@@ -24,7 +24,8 @@ class TlsOptions:
     verify_tls: bool = option(True, convert=to_bool,
                           doc="verify chain and host name; false still reports both")
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
-                                  doc="DEGRADED below this many days left; 0 turns it off")
+                                  doc="DEGRADED below this many days left,"
+                                      " or when the expiry cannot be read; 0 turns it off")
     ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
                                  path=True,
                                  doc="PEM file of CAs to trust instead of the system store")
