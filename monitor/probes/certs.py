@@ -157,8 +157,8 @@ def _unreadable(part: str, exc: Exception) -> str:
              for step in (location[1].split(",") if location else ())]
     fields = [_FIELDS[step] for step in steps if step in _FIELDS]
     time_type = next((_TIME_TYPES[step] for step in steps if step in _TIME_TYPES), None)
-    problem = (f"malformed {time_type}" if time_type else _KINDS.get(kind[1])
-               or re.sub(r"(?<!^)(?=[A-Z])", " ", kind[1]).lower())
+    problem = (f"malformed {time_type}" if time_type
+               else _KINDS.get(kind[1]) or re.sub(r"(?<!^)(?=[A-Z])", " ", kind[1]).lower())
     return f"cannot read {fields[-1] if fields else part} ({problem})"
 
 
@@ -357,12 +357,12 @@ class CertVerdict:
     unavailable: str | None = None
 
 
-def judge_certificates(ssl_obj: Any, hostname: str | None, min_days: float,
-                       now: datetime | None = None) -> CertVerdict:
+def judge_certificates(ssl_obj: Any, hostname: str | None, min_days: float) -> CertVerdict:
     try:
         facts = cert_facts(ssl_obj, hostname)
     except CertError as exc:
-        return CertVerdict(None, degraded=f"certificate expiry unknown: {exc}" if min_days > 0
-                           else None, unavailable=f"certificate facts unavailable: {exc}")
-    down, degraded = cert_problem(facts, now or datetime.now(UTC), min_days)
+        unknown = f"certificate expiry unknown: {exc}" if min_days > 0 else None
+        return CertVerdict(None, degraded=unknown,
+                           unavailable=f"certificate facts unavailable: {exc}")
+    down, degraded = cert_problem(facts, datetime.now(UTC), min_days)
     return CertVerdict(facts, down, degraded)
