@@ -1,129 +1,38 @@
-"""Certificate facts without third-party libraries.
+"""Certificate facts behind a small facade over `cryptography`'s x509.
 
-A minimal DER reader takes from an X.509 certificate what an uptime monitor
-needs: validity, subject and issuer names, subjectAltName DNS names and IP
-addresses. The chain comes from the live `ssl` object, so facts are available
-with verification off too (where `getpeercert()` returns an empty dict).
+What an uptime monitor needs from a TLS peer: the earliest expiry in the chain
+and which certificate it is, the leaf's names and whether they cover the host,
+and verdicts worded for an operator ("certificate expired 3 days ago").
+Untrusted DER is parsed by cryptography (DESIGN: well-kept libraries for
+untrusted bytes); a certificate it cannot read raises `CertError` with a reason
+an operator can act on, which the probes report as "facts unavailable" without
+changing their verdict on the connection itself.
 """
 
 from __future__ import annotations
 
+import _ssl  # ssl's C half: ENCODING_DER for the private chain methods
 import ipaddress
 import re
 import ssl
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.probes.base import CertFacts
+from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import NameOID
 
-try:
-    from _ssl import ENCODING_DER
-except ImportError:  # pragma: no cover - CPython always has it
-    ENCODING_DER = 2
+from monitor.probes.base import CertFacts
 
 
 class CertError(ValueError):
-    """The bytes are not a certificate this reader understands."""
+    """A certificate whose facts cannot be read; the message says why."""
 
 
-# --- DER ---------------------------------------------------------------------
-
-SEQUENCE, SET, OID, BOOLEAN, OCTETS = 0x30, 0x31, 0x06, 0x01, 0x04
-UTC_TIME, GENERALIZED_TIME = 0x17, 0x18
-EXPLICIT_0, EXPLICIT_3 = 0xA0, 0xA3
-SAN_DNS, SAN_IP = 0x82, 0x87          # [2] dNSName, [7] iPAddress (implicit)
-
-OID_CN, OID_O, OID_OU = b"\x55\x04\x03", b"\x55\x04\x0a", b"\x55\x04\x0b"
-OID_SAN, OID_BASIC_CONSTRAINTS = b"\x55\x1d\x11", b"\x55\x1d\x13"
-
-_STRING_CODECS = {
-    0x0C: "utf-8",        # UTF8String
-    0x13: "ascii",        # PrintableString
-    0x16: "ascii",        # IA5String
-    0x1A: "ascii",        # VisibleString
-    0x14: "latin-1",      # TeletexString (in practice Latin-1)
-    0x1E: "utf-16-be",    # BMPString
-    0x1C: "utf-32-be",    # UniversalString
-}
-
-
-def read_tlv(data: bytes, pos: int = 0) -> tuple[int, bytes, int]:
-    """(tag, content, end) of the DER element starting at `pos`."""
-    if pos + 2 > len(data):
-        raise CertError("truncated DER element")
-    tag, length = data[pos], data[pos + 1]
-    if tag & 0x1F == 0x1F:
-        raise CertError("multi-byte DER tags are not used in certificates")
-    pos += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if size == 0 or size > 4:  # 0 = indefinite length, which DER forbids
-            raise CertError("invalid DER length")
-        if pos + size > len(data):
-            raise CertError("truncated DER length")
-        length = int.from_bytes(data[pos:pos + size], "big")
-        pos += size
-    end = pos + length
-    if end > len(data):
-        raise CertError("truncated DER element")
-    return tag, data[pos:end], end
-
-
-def children(data: bytes) -> list[tuple[int, bytes]]:
-    """The (tag, content) elements that make up a constructed element's content."""
-    items: list[tuple[int, bytes]] = []
-    pos = 0
-    while pos < len(data):
-        tag, content, pos = read_tlv(data, pos)
-        items.append((tag, content))
-    return items
-
-
-def _expect(item: tuple[int, bytes], tag: int, what: str) -> bytes:
-    if item[0] != tag:
-        raise CertError(f"{what}: expected DER tag 0x{tag:02x}, found 0x{item[0]:02x}")
-    return item[1]
-
-
-def decode_string(tag: int, content: bytes) -> str | None:
-    codec = _STRING_CODECS.get(tag)
-    return content.decode(codec, "replace") if codec else None
-
-
-_UTC_TIME = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(Z|[+-]\d{4})?")
-_GEN_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)?(\d\d)?(?:[.,]\d+)?(Z|[+-]\d{4})?")
-
-
-def parse_time(tag: int, content: bytes) -> datetime:
-    """UTCTime or GeneralizedTime as an aware UTC datetime.
-
-    DER demands seconds and "Z"; older BER forms (no seconds, offsets) are
-    accepted because real certificates carry them.
-    """
-    text = content.decode("ascii", "replace")
-    pattern = {UTC_TIME: _UTC_TIME, GENERALIZED_TIME: _GEN_TIME}.get(tag)
-    match = pattern.fullmatch(text) if pattern else None
-    if match is None:
-        raise CertError(f"unreadable certificate time {text!r}")
-    year = int(match.group(1))
-    if tag == UTC_TIME:
-        year += 1900 if year >= 50 else 2000  # RFC 5280 4.1.2.5.1
-    second = min(int(match.group(6) or 0), 59)  # a leap second becomes :59
-    try:
-        moment = datetime(year, int(match.group(2)), int(match.group(3)),
-                          int(match.group(4)), int(match.group(5) or 0), second, tzinfo=UTC)
-    except ValueError as exc:
-        raise CertError(f"unreadable certificate time {text!r}: {exc}") from None
-    zone = match.group(7)
-    if zone and zone != "Z":
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
-        moment = moment - offset if zone[0] == "+" else moment + offset
-    return moment
-
-
-# --- certificates ------------------------------------------------------------
+# --- reading one certificate --------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Name:
@@ -153,7 +62,6 @@ class Certificate:
     not_after: datetime
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[str, ...] = ()
-    is_ca: bool = False
     self_issued: bool = False   # subject == issuer (a root, or a self-signed leaf)
 
     @property
@@ -161,116 +69,129 @@ class Certificate:
         return self.dns_names + self.ip_addresses
 
 
-def parse_name(content: bytes) -> Name:
-    """Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value ANY }."""
-    found: dict[bytes, str] = {}
-    for rdn_tag, rdn in children(content):
-        if rdn_tag != SET:
-            continue
-        for _, attribute in children(rdn):
-            parts = children(attribute)
-            if len(parts) == 2 and parts[0][0] == OID and parts[0][1] not in found:
-                text = decode_string(*parts[1])
-                if text is not None:
-                    found[parts[0][1]] = text
-    return Name(found.get(OID_CN), found.get(OID_O), found.get(OID_OU))
-
-
 def parse_certificate(der: bytes) -> Certificate:
-    """Read one DER X.509 certificate; CertError when it cannot."""
+    """Read one DER X.509 certificate; CertError saying which part when it cannot."""
+    # cryptography warns about RFC 5280 slips such as negative serial numbers
+    # (in the certificate or its authority key identifier), which several
+    # roots in system stores carry. That is the issuer's business, not the
+    # operator's, and stderr may be the dashboard's terminal. A local filter
+    # (~2 us) because a global one loses to any filter added after it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _read(der)
+
+
+def _read(der: bytes) -> Certificate:
+    # cryptography parses the outer structure when loading, and dates, names
+    # and extensions when first asked for them: `part` names the step that failed.
+    part = "the certificate"
     try:
-        return _parse_certificate(der)
-    except CertError:
-        raise
-    except (IndexError, ValueError) as exc:  # too few elements, bad address bytes
-        raise CertError(f"malformed certificate: {exc}") from None
+        cert = x509.load_der_x509_certificate(der)
+        part = "notBefore"
+        not_before = cert.not_valid_before_utc
+        part = "notAfter"
+        not_after = cert.not_valid_after_utc
+        part = "subject"
+        subject = cert.subject
+        part = "issuer"
+        issuer = cert.issuer
+        part = "extensions"
+        dns_names, ips = _alt_names(cert)
+    except Exception as exc:  # any refusal of untrusted bytes means "unreadable"
+        raise CertError(_unreadable(part, exc)) from None
+    return Certificate(subject=_name(subject), issuer=_name(issuer),
+                       not_before=not_before, not_after=not_after,
+                       dns_names=dns_names, ip_addresses=ips, self_issued=subject == issuer)
 
 
-def _parse_certificate(der: bytes) -> Certificate:
-    tag, cert, _ = read_tlv(der)
-    _expect((tag, cert), SEQUENCE, "Certificate")
-    tbs = children(_expect(children(cert)[0], SEQUENCE, "TBSCertificate"))
-    start = 1 if tbs[0][0] == EXPLICIT_0 else 0  # [0] version is optional (v1)
-    _serial, _algorithm, issuer, validity, subject = tbs[start:start + 5]
-    times = children(_expect(validity, SEQUENCE, "Validity"))
-    dns_names: tuple[str, ...] = ()
-    ips: tuple[str, ...] = ()
-    is_ca = False
-    for ext_id, critical_or_value in _extensions(tbs[start + 6:]):
-        if ext_id == OID_SAN:
-            dns_names, ips = _parse_san(critical_or_value)
-        elif ext_id == OID_BASIC_CONSTRAINTS:
-            is_ca = _parse_is_ca(critical_or_value)
-    return Certificate(
-        subject=parse_name(_expect(subject, SEQUENCE, "subject")),
-        issuer=parse_name(_expect(issuer, SEQUENCE, "issuer")),
-        not_before=parse_time(*times[0]),
-        not_after=parse_time(*times[1]),
-        dns_names=dns_names, ip_addresses=ips, is_ca=is_ca,
-        self_issued=subject[1] == issuer[1],
-    )
+# Name attributes kept, in Name's field order.
+_NAME_PARTS = {NameOID.COMMON_NAME: 0, NameOID.ORGANIZATION_NAME: 1,
+               NameOID.ORGANIZATIONAL_UNIT_NAME: 2}
 
 
-def _extensions(rest: list[tuple[int, bytes]]) -> Iterable[tuple[bytes, bytes]]:
-    """(OID, extnValue content) for each extension in the [3] field."""
-    for tag, content in rest:
-        if tag != EXPLICIT_3:
-            continue  # [1]/[2] unique identifiers
-        for _, extension in children(_expect(children(content)[0], SEQUENCE, "Extensions")):
-            parts = children(extension)
-            yield _expect(parts[0], OID, "extnID"), _expect(parts[-1], OCTETS, "extnValue")
+def _name(name: x509.Name) -> Name:
+    """The first CN, O and OU. One pass: get_attributes_for_oid per part
+    costs five times as much, and this runs for every certificate of a chain."""
+    found: list[str | None] = [None, None, None]
+    for attribute in name:
+        slot = _NAME_PARTS.get(attribute.oid)
+        if slot is not None and found[slot] is None:
+            value = attribute.value
+            found[slot] = value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return Name(*found)
 
 
-def _parse_san(value: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    names: list[str] = []
-    ips: list[str] = []
-    outer, general_names, _ = read_tlv(value)
-    for tag, content in children(_expect((outer, general_names), SEQUENCE, "subjectAltName")):
-        if tag == SAN_DNS:
-            names.append(content.decode("ascii", "replace"))
-        elif tag == SAN_IP and len(content) in (4, 16):
-            ips.append(str(ipaddress.ip_address(content)))
-    return tuple(names), tuple(ips)
+def _alt_names(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return (), ()
+    return (tuple(san.get_values_for_type(x509.DNSName)),
+            tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)))
 
 
-def _parse_is_ca(value: bytes) -> bool:
-    outer, content, _ = read_tlv(value)
-    items = children(_expect((outer, content), SEQUENCE, "basicConstraints"))
-    return bool(items) and items[0][0] == BOOLEAN and items[0][1] not in (b"", b"\x00")
+# cryptography reports DER problems as Rust's debug text: `ParseError { kind:
+# InvalidValue, location: ["Certificate::tbs_cert", ..., "Validity::not_after",
+# "Time::GeneralizedTime"] }`. The location names the field, which is what an
+# operator needs; text that does not look like this is shown as it is.
+_KIND = re.compile(r"ParseError \{ kind: (\w+)")
+_LOCATION = re.compile(r"location: \[([^\]]*)\]")
+_FIELDS = {"not_after": "notAfter", "not_before": "notBefore", "validity": "validity",
+           "subject": "subject", "issuer": "issuer", "serial": "serial number",
+           "spki": "public key", "raw_extensions": "extensions", "version": "version",
+           "signature_alg": "signature algorithm", "signature_value": "signature",
+           "subject_alternative_name": "subjectAltName"}
+_KINDS = {"ShortData": "truncated", "ExtraData": "bytes after its end",
+          "UnexpectedTag": "unexpected field"}
+_TIME_TYPES = {"UtcTime": "UTCTime", "GeneralizedTime": "GeneralizedTime"}
+
+
+def _unreadable(part: str, exc: Exception) -> str:
+    """"cannot read notAfter (malformed GeneralizedTime)" and the like."""
+    text = " ".join(str(exc).split())
+    kind = _KIND.search(text)
+    if kind is None:
+        return f"cannot read {part} ({text[:100] or type(exc).__name__})"
+    location = _LOCATION.search(text)
+    steps = [step.strip(' "').rpartition("::")[2]
+             for step in (location[1].split(",") if location else ())]
+    fields = [_FIELDS[step] for step in steps if step in _FIELDS]
+    time_type = next((_TIME_TYPES[step] for step in steps if step in _TIME_TYPES), None)
+    problem = (f"malformed {time_type}" if time_type
+               else _KINDS.get(kind[1]) or re.sub(r"(?<!^)(?=[A-Z])", " ", kind[1]).lower())
+    return f"cannot read {fields[-1] if fields else part} ({problem})"
 
 
 # --- the presented chain -----------------------------------------------------
 
-def chain_from_ssl_object(ssl_obj: Any) -> list[bytes]:
-    """DER certificates the peer presented, leaf first."""
-    return _presented_chain(ssl_obj)[0]
+def presented_chain(ssl_obj: Any) -> tuple[list[bytes], bool]:
+    """(DER certificates, verified) from a completed handshake, leaf first.
+
+    The verified chain (up to the trust anchor) when verification was on,
+    else the chain as sent. Python 3.13 made the chain methods public; 3.10 to
+    3.12 have them only on the private `_ssl` object, and without them the
+    earliest expiry in a chain (often an intermediate's) would go unseen, so
+    they are used there, with any failure falling back to the leaf alone,
+    which `getpeercert` gives on every version.
+    """
+    verified = ssl_obj.context.verify_mode != ssl.CERT_NONE
+    chain = _chain(ssl_obj, "get_verified_chain" if verified else "get_unverified_chain")
+    if not chain:
+        leaf = ssl_obj.getpeercert(binary_form=True)
+        chain = [leaf] if leaf else []
+    return chain, verified
 
 
-def _presented_chain(ssl_obj: Any) -> tuple[list[bytes], bool]:
-    """(chain, verified). The verified chain (up to the trust anchor) when
-    verification was on, else the chain as sent; the leaf alone if this Python
-    lacks the chain methods (they are private before 3.13)."""
-    context = getattr(ssl_obj, "context", None)
-    verified = getattr(context, "verify_mode", ssl.CERT_NONE) != ssl.CERT_NONE
-    method_name = "get_verified_chain" if verified else "get_unverified_chain"
-    for owner in (getattr(ssl_obj, "_sslobj", None), ssl_obj):
-        method = getattr(owner, method_name, None)
-        if method is None:
-            continue
-        try:
-            certs = method()
-        except (AttributeError, ValueError, ssl.SSLError):
-            continue
-        if certs:
-            return [_der(cert) for cert in certs], verified
-    leaf = ssl_obj.getpeercert(binary_form=True)
-    return ([leaf] if leaf else []), verified
-
-
-def _der(cert: Any) -> bytes:
-    if isinstance(cert, (bytes, bytearray)):
-        return bytes(cert)
-    return cert.public_bytes(ENCODING_DER)
+def _chain(ssl_obj: Any, method: str) -> list[bytes]:
+    """The chain by `method`, or [] when this Python cannot give it."""
+    try:
+        public = getattr(ssl_obj, method, None)
+        if public is not None:          # 3.13+: a list of DER bytes
+            return list(public() or [])
+        private = getattr(ssl_obj._sslobj, method)() or []
+        return [cert.public_bytes(_ssl.ENCODING_DER) for cert in private]
+    except Exception:  # a private API may change under us: then the leaf alone
+        return []
 
 
 # --- host names --------------------------------------------------------------
@@ -333,14 +254,19 @@ class ChainFacts(CertFacts):
 
 
 def cert_facts(ssl_obj: Any, hostname: str | None) -> ChainFacts:
-    """Facts about the certificates on a completed TLS connection.
+    """Facts about the certificates on a completed TLS connection."""
+    return chain_facts(*presented_chain(ssl_obj), hostname)
+
+
+def chain_facts(ders: list[bytes], verified: bool, hostname: str | None) -> ChainFacts:
+    """Facts about a chain of DER certificates, leaf first; CertError when the
+    leaf cannot be read.
 
     `expires_at` is the earliest notAfter across the chain. In a chain that was
     not verified, self-issued certificates other than the leaf are skipped: a
     client never trusts a root because the server sent it (an expired root
     sent along, as with AddTrust in 2020, breaks nothing).
     """
-    ders, verified = _presented_chain(ssl_obj)
     if not ders:
         raise CertError("the server presented no certificate")
     leaf = parse_certificate(ders[0])
@@ -364,7 +290,9 @@ def _parse_or_none(der: bytes) -> Certificate | None:
     try:
         return parse_certificate(der)
     except CertError:
-        return None  # an odd extra certificate must not hide the leaf's facts
+        # An extra certificate cryptography cannot read must not hide the
+        # leaf's facts; where verification was on, OpenSSL accepted its dates.
+        return None
 
 
 def _short_name(chain: list[Certificate], index: int) -> str:
@@ -411,3 +339,30 @@ def _span(delta: timedelta) -> str:
             return f"{count} {unit}{'s' if count != 1 else ''}"
     count = int(seconds)
     return f"{count} second{'s' if count != 1 else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class CertVerdict:
+    """What a probe reports about the certificates of a completed handshake.
+
+    `facts` None means they could not be read: `unavailable` says why, for the
+    result's details, and the connection's own verdict stands. Only with
+    `cert_min_days` > 0, where the operator asked to be warned before expiry,
+    does an unknown expiry make the target DEGRADED: it cannot be promised.
+    """
+
+    facts: ChainFacts | None
+    down: str | None = None
+    degraded: str | None = None
+    unavailable: str | None = None
+
+
+def judge_certificates(ssl_obj: Any, hostname: str | None, min_days: float) -> CertVerdict:
+    try:
+        facts = cert_facts(ssl_obj, hostname)
+    except CertError as exc:
+        unknown = f"certificate expiry unknown: {exc}" if min_days > 0 else None
+        return CertVerdict(None, degraded=unknown,
+                           unavailable=f"certificate facts unavailable: {exc}")
+    down, degraded = cert_problem(facts, datetime.now(UTC), min_days)
+    return CertVerdict(facts, down, degraded)

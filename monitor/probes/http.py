@@ -17,7 +17,7 @@ import ssl
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -147,7 +147,8 @@ class HttpOptions:
                                  path=True,
                                  doc="PEM file of extra trusted CAs (a private CA)")
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
-                                  doc="fewer days left on any certificate in the chain = DEGRADED (0: off)")
+                                  doc="fewer days left on any certificate in the chain,"
+                                      " or an expiry that cannot be read = DEGRADED (0: off)")
     body_limit: int = option(64 * 1024, convert=to_size, check=in_range(0, 64 * 1024 * 1024),
                              doc="read at most this much of the body")
     keepalive: bool = option(False, convert=to_bool,
@@ -480,17 +481,15 @@ def _json_equal(got: Any, want: Any) -> bool:
 
 
 def _add_cert(outcome: Outcome, ssl_object: ssl.SSLObject, host: str, o: HttpOptions) -> None:
-    try:
-        from monitor.probes.certs import cert_facts, cert_problem
-        facts = cert_facts(ssl_object, host)
-    except Exception:   # facts are a bonus; a parse problem must not fail the check
-        return
-    outcome.cert = facts
-    down, degraded = cert_problem(facts, datetime.now(UTC), o.cert_min_days)
-    if down and outcome.ok:
-        outcome.ok, outcome.reason = False, down
-    elif degraded:
-        outcome.degraded = degraded
+    from monitor.probes.certs import judge_certificates
+    verdict = judge_certificates(ssl_object, host, o.cert_min_days)
+    outcome.cert = verdict.facts
+    if verdict.unavailable:
+        outcome.details["cert_error"] = verdict.unavailable
+    if verdict.down and outcome.ok:
+        outcome.ok, outcome.reason = False, verdict.down
+    elif verdict.degraded:
+        outcome.degraded = verdict.degraded
 
 
 def _cert_reason(exc: aiohttp.ClientConnectorCertificateError) -> str:

@@ -47,7 +47,8 @@ class TcpOptions:
     min_version: str | None = option(None, convert=net.to_tls_version,
                                      doc='with tls: "TLSv1.2" or "TLSv1.3"')
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
-                                  doc="with tls: DEGRADED below this many days; 0 = off")
+                                  doc="with tls: DEGRADED below this many days,"
+                                      " or when the expiry cannot be read; 0 = off")
     send: str | None = option(None, convert=to_str, check=_not_empty,
                               doc='sent after connecting, e.g. "PING\\r\\n"; a reply is then due')
     expect: str | None = option(None, convert=to_str, check=_not_empty,

@@ -12,7 +12,7 @@ from typing import Any
 from monitor.config.fields import in_range, option, to_bool, to_float, to_int
 from monitor.probes import net
 from monitor.probes.base import CertFacts, Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
-from monitor.probes.certs import CertError, cert_facts, cert_problem
+from monitor.probes.certs import CertError, cert_facts, cert_problem, judge_certificates
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +24,8 @@ class TlsOptions:
     verify_tls: bool = option(True, convert=to_bool,
                           doc="verify chain and host name; false still reports both")
     cert_min_days: float = option(14.0, convert=to_float, check=in_range(0),
-                                  doc="DEGRADED below this many days left; 0 turns it off")
+                                  doc="DEGRADED below this many days left,"
+                                      " or when the expiry cannot be read; 0 turns it off")
     ca_file: str | None = option(None, convert=net.to_ca_file, check=net.check_ca_file,
                                  path=True,
                                  doc="PEM file of CAs to trust instead of the system store")
@@ -96,27 +97,24 @@ async def explain_dates(error: BaseException | None, host: str, port: int, serve
 def judge_tls(writer: asyncio.StreamWriter, server_name: str, min_days: float) -> Outcome:
     """Outcome of a completed handshake: certificate facts and their verdict.
 
+    Certificates whose facts cannot be read leave the handshake's success
+    standing (see `CertVerdict`); the reason is in details["cert_error"].
     Shared with the tcp probe's `tls = true`.
     """
     ssl_obj = writer.get_extra_info("ssl_object")
-    facts = read_facts(ssl_obj, server_name)
-    down, degraded = cert_problem(facts, datetime.now(UTC), min_days)
+    verdict = judge_certificates(ssl_obj, server_name, min_days)
+    facts = verdict.facts
     cipher = ssl_obj.cipher()
     details = {
         "tls_version": ssl_obj.version(),
         "cipher": cipher[0] if cipher else None,
-        "issuer": facts.issuer,
-        "subject": facts.subject,
-        "earliest": facts.earliest,
-        "hostname_match": facts.hostname_match,
-        "chain_length": facts.chain_length,
+        "issuer": facts.issuer if facts else None,
+        "subject": facts.subject if facts else None,
+        "earliest": facts.earliest if facts else None,
+        "hostname_match": facts.hostname_match if facts else None,
+        "chain_length": facts.chain_length if facts else None,
     }
-    return Outcome(ok=down is None, reason=down, degraded=degraded, cert=facts,
-                   details=details)
-
-
-def read_facts(ssl_obj: Any, server_name: str) -> CertFacts:
-    try:
-        return cert_facts(ssl_obj, server_name)
-    except CertError as exc:
-        raise ProbeFailure(f"cannot read the server certificate: {exc}") from exc
+    if verdict.unavailable:
+        details["cert_error"] = verdict.unavailable
+    return Outcome(ok=verdict.down is None, reason=verdict.down, degraded=verdict.degraded,
+                   cert=facts, details=details)

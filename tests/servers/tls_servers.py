@@ -142,6 +142,19 @@ def der_of(pem: bytes) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
 
 
+def patched(leaf: trustme.LeafCert, old: bytes, new: bytes) -> trustme.LeafCert:
+    """`leaf` (sent alone) with bytes of its DER replaced, for certificates no
+    builder would make, such as a notAfter of "9999123123-9959".
+
+    Same length, so the DER structure holds; the signature no longer matches,
+    which only a verifying client notices. OpenSSL still loads it to present.
+    """
+    der = der_of(leaf.cert_chain_pems[0].bytes())
+    assert len(old) == len(new) and der.count(old) == 1, (old, new)
+    pem = ssl.DER_cert_to_PEM_cert(der.replace(old, new)).encode("ascii")
+    return trustme.LeafCert(leaf.private_key_pem.bytes(), pem, [])
+
+
 # --- targets -----------------------------------------------------------------
 
 def toml_value(value: object) -> str:
