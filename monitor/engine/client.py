@@ -10,7 +10,6 @@ would not help: the GIL is shared).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections import deque
@@ -24,12 +23,17 @@ from monitor.engine.result import ProbeResult
 from monitor.engine.scheduler import Engine
 from monitor.engine.state import Transition
 from monitor.engine.wire import (
+    MAX_COMMAND,
     FrameReader,
     Message,
     WireError,
+    command_line,
     result_from_message,
     transition_from_message,
 )
+
+STATS_EVERY = 1.0   # seconds between the engine's statistics: its sign of life
+PARENT_ENV = "MONITOR_ENGINE_PARENT"   # the worker's parent pid, for its orphan check
 
 
 @dataclass(slots=True)
@@ -58,7 +62,8 @@ class EngineClient(Protocol):
 
 
 class InProcessEngine:
-    def __init__(self, config: Config, listener: Listener, stats_every: float = 1.0) -> None:
+    def __init__(self, config: Config, listener: Listener,
+                 stats_every: float = STATS_EVERY) -> None:
         self.listener = listener
         self.engine = Engine(config, on_result=listener.on_result,
                              on_transition=listener.on_transition)
@@ -120,7 +125,7 @@ class ProcessEngine:
         self._stopping = False
 
     async def start(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
         extra = ["--record", self.record] if self.record else []
         self._proc = await asyncio.create_subprocess_exec(
             self.python, "-m", "monitor", "engine-worker", "--config", str(self.config_path),
@@ -162,8 +167,13 @@ class ProcessEngine:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.returncode is not None:
             return
+        line = command_line(message)
+        if len(line) > MAX_COMMAND:
+            self.listener.on_error(f"{message.get('cmd')} not sent: the command is "
+                                   f"{len(line)} bytes, over the {MAX_COMMAND} byte limit")
+            return
         try:
-            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.write(line)
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             pass
 

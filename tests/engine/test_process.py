@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from monitor.config import load_config
 from monitor.engine.client import EngineStats, InProcessEngine, ProcessEngine
 from monitor.engine.result import ProbeResult
 from monitor.engine.state import Transition
-from monitor.engine.wire import FrameReader
+from monitor.engine.wire import MAX_COMMAND, FrameReader
 from monitor.engine.worker import Outbox
 
 
@@ -34,7 +36,6 @@ class Listener:
 
     def on_error(self, message: str) -> None:
         self.errors.append(message)
-
 
 async def wait_for(predicate, seconds: float = 10.0) -> None:
     async with asyncio.timeout(seconds):
@@ -196,3 +197,131 @@ async def test_output_that_is_not_frames_is_reported_not_fatal(tmp_path, control
         assert "Welcome to the engine" in got.errors[0]
     finally:
         await engine.stop()
+
+
+async def test_a_100_kib_target_name_can_be_paused(tmp_path, control_server):
+    """asyncio's readline gives up on lines over 64 KiB: the worker's command
+    reader once died on such a pause, which was then silently ignored."""
+    long_name = "n" * (100 * 1024)
+    path = tmp_path / "m.toml"
+    path.write_text(f'[settings]\ninterval = "200ms"\ntimeout = "150ms"\n'
+                    f'[[targets]]\nname = "{long_name}"\nkind = "http"\n'
+                    f'url = "{control_server.url("long")}"\n'
+                    f'[[targets]]\nname = "short"\nkind = "http"\n'
+                    f'url = "{control_server.url("short")}"\n')
+    got = Listener()
+    engine = ProcessEngine(path, got)
+    await engine.start()
+    try:
+        await wait_for(lambda: {r.name for r in got.results} == {long_name, "short"})
+        engine.pause(long_name)
+        await wait_for(lambda: any(t.name == long_name and str(t.to_state) == "paused"
+                                   for t in got.transitions))
+        paused_at = len(got.results)
+        await wait_for(lambda: sum(r.name == "short" for r in got.results[paused_at:]) >= 3)
+        assert not any(r.name == long_name for r in got.results[paused_at:])
+        engine.probe_now("no such target")
+        await wait_for(lambda: got.errors)
+        assert got.errors == ["probe_now: no target named 'no such target'"]
+    finally:
+        await engine.stop()
+    assert engine._proc.returncode == 0
+
+
+async def test_a_command_over_the_limit_is_refused_and_the_next_one_obeyed(tmp_path,
+                                                                          control_server):
+    path = write(tmp_path / "m.toml", control_server, ["good"])
+    got = Listener()
+    engine = ProcessEngine(path, got)
+    await engine.start()
+    try:
+        await wait_for(lambda: got.results)
+        engine.pause("x" * MAX_COMMAND)                          # refused before sending
+        assert got.errors and "over the" in got.errors[0] and "not sent" in got.errors[0]
+        engine._proc.stdin.write(b'{"cmd": "pause", "name": "' + b"y" * MAX_COMMAND + b'"}\n')
+        engine.pause("good")
+        await wait_for(lambda: len(got.errors) == 2 and got.transitions
+                       and str(got.transitions[-1].to_state) == "paused")
+        assert f"skipped: over the {MAX_COMMAND} byte limit" in got.errors[1]
+    finally:
+        await engine.stop()
+
+
+def worker_exited(pid: int) -> bool:
+    """Gone, or a zombie waiting for a reaper that is not us."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+async def poll_exit(pid: int, seconds: float = 10.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if worker_exited(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_worker_whose_commands_cannot_be_read_stops(tmp_path, control_server):
+    """stdin that is a regular file cannot be read as a pipe: the command
+    reader fails at once. The engine must stop with the reason, not probe on
+    with no one able to stop it."""
+    path = write(tmp_path / "m.toml", control_server, ["good"], interval="1s")
+    commands = tmp_path / "commands"
+    commands.write_bytes(b'{"cmd": "probe_now", "name": "good"}\n')
+    with open(commands, "rb") as stdin:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", "engine-worker", "--config", str(path),
+            stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        code = await asyncio.wait_for(proc.wait(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert code == 1
+    assert b"stopped: reading commands failed" in await proc.stderr.read()
+
+
+# The worker's parent: starts it with the given stdin, says its pid, then
+# (when asked) writes a 100 KiB command line, and waits to be killed.
+PARENT = """
+import subprocess, sys, time
+stdin = int(sys.argv[2]) if sys.argv[2] != "pipe" else subprocess.PIPE
+worker = subprocess.Popen([sys.executable, "-m", "monitor", "engine-worker", "--config",
+                           sys.argv[1]], stdin=stdin, stdout=open(sys.argv[3], "wb"),
+                          pass_fds=[stdin] if stdin != subprocess.PIPE else [])
+print(worker.pid, flush=True)
+if worker.stdin is not None:
+    worker.stdin.write(b'{"cmd": "pause", "name": "' + b"z" * 100 * 1024 + b'"}\\n')
+    worker.stdin.flush()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("stdin", ["held-open-elsewhere", "after-a-100-kib-command"])
+async def test_the_worker_exits_when_its_parent_is_killed(tmp_path, control_server, stdin):
+    """Whatever else failed: its stdin still open in another process (no EOF
+    to see), or its command reader once killed by an over-long line."""
+    path = write(tmp_path / "m.toml", control_server, ["good"])
+    frames = tmp_path / "frames"
+    read_end, write_end = os.pipe()
+    held = stdin == "held-open-elsewhere"
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, str(path), str(read_end) if held else "pipe", str(frames),
+        stdout=subprocess.PIPE, pass_fds=[read_end])
+    os.close(read_end)
+    try:
+        worker = int(await asyncio.wait_for(parent.stdout.readline(), 10))
+        await wait_for(lambda: frames.exists()
+                       and any(m[0] == "result" for m in FrameReader().feed(frames.read_bytes())))
+        parent.kill()
+        await parent.wait()
+        assert await poll_exit(worker), "the worker outlived its parent"
+    finally:
+        os.close(write_end)
+        if parent.returncode is None:
+            parent.kill()
+            await parent.wait()
+        if "worker" in locals() and not worker_exited(worker):
+            os.kill(worker, 9)
