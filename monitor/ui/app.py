@@ -223,13 +223,13 @@ class MonitorApp(App[int]):
                 down = sum(1 for v in members if v.state is State.DOWN)
                 return group_cells(group, len(members), down, columns, self.palette)
             view = self.board.views[key]
-            if stale is not None:   # the stored cells are faded ones: start afresh
-                return stale_cells(row_cells(view, columns, now, self.palette), stale,
-                                   self.palette)
             if key not in dirty and table.has_cells(key):
                 # only time moved: redo the clock-driven cells, not the statistics
-                return {**table.cells_of(key), **age_cells(view, columns, now, self.palette)}
-            return row_cells(view, columns, now, self.palette)
+                cells = {**table.cells_of(key), **age_cells(view, columns, now, self.palette)}
+            else:
+                cells = row_cells(view, columns, now, self.palette)
+            # (fading cells already faded changes nothing: the stored ones may be)
+            return cells if stale is None else stale_cells(cells, stale, self.palette)
 
         table.render_rows(keys, cells_for)
 

@@ -12,13 +12,16 @@ import signal
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual.widgets import RichLog
 
 from monitor.config import parse_config
 from monitor.engine.client import ProcessEngine, RestartPolicy
+from monitor.engine.state import State
+from monitor.ui import format as fmt
 from monitor.ui.app import MonitorApp
 from monitor.ui.screens.detail import DetailScreen
-from monitor.ui.widgets.targets import TargetTable
+from monitor.ui.widgets.targets import TargetTable, same_cells, stale_cells
 from tests.ui.conftest import make_app, populate, screen_ready
 
 NAMES = ("alpha", "beta")
@@ -127,7 +130,7 @@ async def test_an_engine_that_cannot_start_is_given_up_on_and_quit_fails(tmp_pat
     broken.chmod(0o755)
     app = dashboard(tmp_path, 9, python=str(broken),
                     restart=RestartPolicy(first_delay=0.05, max_delay=0.1, max_failures=3))
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(200, 50)) as pilot:   # every column, faded
         await until(pilot, lambda: "could not be restarted" in summary(app))
         assert "ENGINE DOWN: could not be restarted" in summary(app)
         banner = str(app.query_one("#banner").render())
@@ -175,3 +178,17 @@ async def test_the_detail_screen_claims_no_state_while_the_engine_is_down(config
         assert "PEND" in title() and "STALE" not in title()
         await pilot.press("p")
         assert engine.commands == [("pause", "checkout")]
+
+
+def test_a_faded_row_fades_to_itself():
+    """Rows on screen are faded again each second from their stored (faded)
+    cells: that must change nothing, or every row would redraw every second."""
+    palette = fmt.Palette.from_variables({"warning": "#ffaa00", "error": "#ff0000"})
+    cells = {"state": fmt.status_cell(State.UP, palette), "name": Text("api"),
+             "last": Text("fail", style=palette.error, justify="right"),
+             "trend": fmt.sparkline([1.0, float("nan")], [0, 2], 4, palette),
+             "loss": Text("—", style=None, justify="right"), "error": Text("refused")}
+    once = stale_cells(cells, "no data since 09:30:00", palette)
+    assert once["state"].plain == "STALE" and once["error"].plain == "no data since 09:30:00"
+    assert once["last"].plain == "fail" and once["last"].justify == "right"
+    assert same_cells(once, stale_cells(once, "no data since 09:30:00", palette))
