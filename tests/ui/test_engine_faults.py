@@ -16,10 +16,11 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from monitor.config import parse_config
-from monitor.engine.client import ProcessEngine, RestartPolicy
+from monitor.engine.client import EngineDown, ProcessEngine, RestartPolicy
 from monitor.engine.state import State
 from monitor.ui import format as fmt
 from monitor.ui.app import MonitorApp
+from monitor.ui.inbox import EngineWatch, Liveness
 from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.widgets.targets import TargetTable, same_cells, stale_cells
 from tests.ui.conftest import make_app, populate, screen_ready
@@ -71,6 +72,7 @@ def log_text(app: MonitorApp) -> str:
 
 
 def notes(app: MonitorApp) -> str:
+    """The toasts shown so far (Textual has no public accessor; it is pinned)."""
     return "\n".join(str(n.message) for n in app._notifications)
 
 
@@ -192,3 +194,24 @@ def test_a_faded_row_fades_to_itself():
     assert once["state"].plain == "STALE" and once["error"].plain == "no data since 09:30:00"
     assert once["last"].plain == "fail" and once["last"].justify == "right"
     assert same_cells(once, stale_cells(once, "no data since 09:30:00", palette))
+
+
+def test_the_watch_judges_from_what_it_heard_and_when():
+    watch = EngineWatch(100.0, silent_after=5.0, wall=lambda: 0.0)
+    assert not watch.judge(104.0) and watch.liveness is Liveness.LIVE
+    assert watch.judge(106.0) and watch.headline().startswith("ENGINE SLOW TO START")
+    watch.came_up(106.5)
+    assert watch.judge(107.0) and watch.headline() is None and watch.stale_note() is None
+    assert watch.judge(112.0) and watch.headline().startswith("ENGINE STALLED: silent since")
+    assert watch.refusal() is None                       # it may still obey: commands go
+    assert watch.went_down(EngineDown("killed", 0, 0.5))
+    assert not watch.went_down(EngineDown("restart failed", 1, 1.0))   # same outage
+    watch.heard(113.0)                                   # a dead engine's last words
+    assert watch.judge(113.0) and watch.liveness is Liveness.RESTARTING
+    assert watch.headline() == "ENGINE DOWN: restarting (try 2)"
+    assert watch.refusal() == "not sent: ENGINE DOWN: restarting (try 2)"
+    assert watch.given_up() is None and watch.stale_note().startswith("no data since")
+    watch.went_down(EngineDown("status 2: bad config", 2, None))
+    assert watch.judge(114.0) and watch.liveness is Liveness.GAVE_UP
+    assert watch.given_up() == ("the engine stopped and could not be restarted: "
+                                "status 2: bad config")
