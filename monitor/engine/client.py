@@ -4,14 +4,16 @@
 `ProcessEngine` runs it in a child process (`monitor engine-worker`): commands
 go as JSON lines to its stdin, results come back as frames (`wire`) on its
 stdout, so rendering in the UI's loop can never delay a measurement (a thread
-would not help: the GIL is shared).
+would not help: the GIL is shared). A worker that dies is restarted, with
+backoff, and the listener is told both (`on_engine_down`, `on_engine_up`): a
+dead engine must never look like a healthy one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -24,12 +26,17 @@ from monitor.engine.result import ProbeResult
 from monitor.engine.scheduler import Engine
 from monitor.engine.state import Transition
 from monitor.engine.wire import (
+    MAX_COMMAND,
     FrameReader,
     Message,
     WireError,
+    command_line,
     result_from_message,
     transition_from_message,
 )
+
+STATS_EVERY = 1.0   # seconds between the engine's statistics: its sign of life
+PARENT_ENV = "MONITOR_ENGINE_PARENT"   # the worker's parent pid, for its orphan check
 
 
 @dataclass(slots=True)
@@ -41,11 +48,21 @@ class EngineStats:
     dropped: int = 0          # results the engine process dropped while the UI was not reading
 
 
+@dataclass(frozen=True, slots=True)
+class EngineDown:
+    """The engine stopped without being asked to, or a restart failed."""
+    reason: str               # how it ended, with its last words on stderr: for people
+    tries: int                # restarts tried since it was last up
+    retry_in: float | None    # seconds until the next try; None: given up for good
+
+
 class Listener(Protocol):
     def on_result(self, result: ProbeResult) -> None: ...
     def on_transition(self, transition: Transition) -> None: ...
     def on_stats(self, stats: EngineStats) -> None: ...
     def on_error(self, message: str) -> None: ...
+    def on_engine_up(self, restarts: int) -> None: ...   # 0 the first time
+    def on_engine_down(self, down: EngineDown) -> None: ...
 
 
 class EngineClient(Protocol):
@@ -58,7 +75,8 @@ class EngineClient(Protocol):
 
 
 class InProcessEngine:
-    def __init__(self, config: Config, listener: Listener, stats_every: float = 1.0) -> None:
+    def __init__(self, config: Config, listener: Listener,
+                 stats_every: float = STATS_EVERY) -> None:
         self.listener = listener
         self.engine = Engine(config, on_result=listener.on_result,
                              on_transition=listener.on_transition)
@@ -67,6 +85,7 @@ class InProcessEngine:
 
     async def start(self) -> None:
         await self.engine.start()
+        self.listener.on_engine_up(0)
         self._stats_task = asyncio.create_task(self._report_stats())
 
     async def stop(self) -> None:
@@ -104,52 +123,72 @@ async def report_stats(engine: Engine, every: float,
         callback(EngineStats(total, engine.skips(), engine.lag_ms(), rate))
 
 
-class ProcessEngine:
-    """The engine in a child process; results stream back as JSON lines."""
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Restart a dead engine after 0.5, 1, 2, 4 ... seconds (capped); give up
+    at `max_failures` failures within `window` seconds, when restarting is
+    clearly not helping (a broken config file, a broken install)."""
+    first_delay: float = 0.5
+    max_delay: float = 8.0
+    max_failures: int = 5
+    window: float = 60.0
 
-    def __init__(self, config_path: Path, listener: Listener,
-                 python: str = sys.executable, record: str | None = None) -> None:
+    def delay(self, failures: deque[float], now: float) -> float | None:
+        """Count a failure at `now` into `failures` (their times): the delay
+        before the next try, or None to give up."""
+        failures.append(now)
+        while now - failures[0] > self.window:
+            failures.popleft()
+        if len(failures) >= self.max_failures:
+            return None
+        return min(self.max_delay, self.first_delay * 2 ** (len(failures) - 1))
+
+
+class ProcessEngine:
+    """The engine in a child process, restarted when it dies.
+
+    A supervisor task follows each worker until it ends; an end that `stop()`
+    did not ask for is reported (`on_engine_down`) and, within the restart
+    policy, a new worker is started after a pause. The first message of each
+    worker reports it up (`on_engine_up`). Pauses and resumes asked for are
+    sent again to each new worker, which starts from the config file.
+    """
+
+    def __init__(self, config_path: Path, listener: Listener, python: str = sys.executable,
+                 record: str | None = None, restart: RestartPolicy | None = None) -> None:
         self.config_path = config_path
         self.record = record
         self.listener = listener
         self.python = python
+        self.restart = restart or RestartPolicy()
         self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._stderr: deque[str] = deque(maxlen=20)
-        self._stderr_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._ups = 0
+        self._failures: deque[float] = deque()   # when workers died, within the policy's window
+        self._paused: dict[str, bool] = {}   # name -> paused, as last asked
 
     async def start(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        extra = ["--record", self.record] if self.record else []
-        self._proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "monitor", "engine-worker", "--config", str(self.config_path),
-            *extra,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, limit=16 * 1024 * 1024)
-        self._reader = asyncio.create_task(self._read())
-        self._stderr_task = asyncio.create_task(self._read_stderr())
+        """Start the worker and watch it; a worker that cannot start is
+        reported and retried like one that died, never raised."""
+        failure = await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(failure))
 
     async def stop(self) -> None:
         self._stopping = True
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            self._send({"cmd": "stop"})
-            try:
-                await asyncio.wait_for(proc.wait(), 3.0)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        for task in (self._reader, self._stderr_task):
-            if task is not None:
-                task.cancel()
+        await self._end_worker()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._end_worker()   # one the supervisor was starting as we stopped
 
     def pause(self, name: str) -> None:
+        self._paused[name] = True
         self._send({"cmd": "pause", "name": name})
 
     def resume(self, name: str) -> None:
+        self._paused[name] = False
         self._send({"cmd": "resume", "name": name})
 
     def probe_now(self, name: str) -> None:
@@ -162,13 +201,93 @@ class ProcessEngine:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.returncode is not None:
             return
+        line = command_line(message)
+        if len(line) > MAX_COMMAND:
+            self.listener.on_error(f"{message.get('cmd')} not sent: the command is "
+                                   f"{len(line)} bytes, over the {MAX_COMMAND} byte limit")
+            return
         try:
-            proc.stdin.write((json.dumps(message) + "\n").encode())
+            proc.stdin.write(line)
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
-            pass
+            pass   # it is dying: the supervisor reports it
 
-    async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
+    # --- the worker's life ----------------------------------------------------------
+
+    async def _spawn(self) -> str | None:
+        """Start a worker: None when it started, else why it could not."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
+        extra = ["--record", self.record] if self.record else []
+        self._stderr.clear()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.python, "-m", "monitor", "engine-worker", "--config",
+                str(self.config_path), *extra,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=env, limit=16 * 1024 * 1024)
+        except OSError as exc:
+            self._proc = None
+            return f"engine process could not start ({self.python}): {exc.strerror or exc}"
+        for name, paused in self._paused.items():   # the new worker knows only the file
+            self._send({"cmd": "pause" if paused else "resume", "name": name})
+        return None
+
+    async def _supervise(self, failure: str | None) -> None:
+        try:
+            await self._keep_running(failure)
+        except Exception as exc:   # noqa: BLE001
+            # a bug here (a listener that raised, a message we cannot decode)
+            # must not leave a dashboard frozen on its last state, looking live
+            if self._proc is not None and self._proc.returncode is None:
+                self._proc.kill()
+            self.listener.on_engine_down(EngineDown(
+                f"engine supervision failed: {type(exc).__name__}: {exc}", 0, None))
+
+    async def _keep_running(self, failure: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        tries = 0
+        while True:
+            if failure is None:
+                failure, spoke = await self._follow()
+                if spoke:
+                    tries = 0
+            if self._stopping:
+                return
+            delay = self.restart.delay(self._failures, loop.time())
+            if delay is None:
+                failure += (f" (gave up: {len(self._failures)} failures within "
+                            f"{self.restart.window:g}s)")
+            self.listener.on_engine_down(EngineDown(failure, tries, delay))
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+            tries += 1
+            failure = await self._spawn()
+
+    async def _follow(self) -> tuple[str, bool]:
+        """Hand the worker's messages to the listener until it ends: why it
+        ended, and whether it ever spoke."""
+        proc = self._proc
+        assert proc is not None
+        stderr = asyncio.create_task(self._read_stderr(proc))
+        try:
+            ending, spoke = await self._dispatch(proc)
+            try:
+                code = await asyncio.wait_for(proc.wait(), 3.0)
+            except TimeoutError:   # it closed its output but lives on: of no use to us
+                ending = ending or "engine process closed its output"
+                proc.kill()
+                code = await proc.wait()
+            if self._stopping:
+                return "stopped", spoke
+            await asyncio.wait([stderr], timeout=1.0)   # its last words
+        finally:
+            stderr.cancel()
+        return f"{ending or _how_it_ended(code)}: {self._last_words()}", spoke
+
+    async def _dispatch(self, proc: asyncio.subprocess.Process) -> tuple[str | None, bool]:
+        """Messages to the listener until the worker's output ends: what was
+        wrong with it, if anything, and whether the worker ever spoke."""
+        assert proc.stdout is not None
         listener = self.listener
         dispatch: dict[str, Callable[[Message], None]] = {
             "result": lambda m: listener.on_result(result_from_message(m)),
@@ -176,23 +295,52 @@ class ProcessEngine:
             "stats": lambda m: listener.on_stats(EngineStats(*m[1:6])),
             "error": lambda m: listener.on_error(m[1]),
         }
-        stdout, frames = self._proc.stdout, FrameReader()
+        stdout, frames, spoke = proc.stdout, FrameReader(), False
         try:
             while chunk := await stdout.read(1 << 16):
-                for message in frames.feed(chunk):
+                messages = frames.feed(chunk)
+                if messages and not spoke:
+                    spoke = True
+                    listener.on_engine_up(self._ups)
+                    self._ups += 1
+                for message in messages:
                     handler = dispatch.get(message[0])
                     if handler is not None:
                         handler(message)
         except WireError as exc:
-            listener.on_error(f"engine output unreadable, stopped reading it: {exc}")
-            return
-        code = await self._proc.wait()
-        if not self._stopping:
-            await asyncio.sleep(0.05)   # let stderr drain
-            tail = " | ".join(self._stderr) or "no output"
-            listener.on_error(f"engine process exited with status {code}: {tail}")
+            proc.kill()
+            return f"engine output unreadable: {exc}", spoke
+        return None, spoke
 
-    async def _read_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        async for line in self._proc.stderr:
+    async def _end_worker(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        self._send({"cmd": "stop"})
+        try:
+            await asyncio.wait_for(proc.wait(), 3.0)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
             self._stderr.append(line.decode(errors="replace").rstrip())
+
+    def _last_words(self) -> str:
+        """The end of the worker's stderr: a traceback's last lines say what broke."""
+        lines = [line for line in self._stderr if line.strip()][-3:]
+        text = " | ".join(line.strip() for line in lines) or "no error output"
+        return text if len(text) <= 400 else "…" + text[-399:]
+
+
+def _how_it_ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"engine process killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"engine process killed by signal {-code}"
+    if code == 0:
+        return "engine process exited unexpectedly"
+    return f"engine process exited with status {code}"

@@ -1,8 +1,12 @@
-"""What the engine process tells the UI process: batches of messages, each
-batch one frame (magic, length, marshal body).
+"""The two directions of the pipe between the UI and its engine process.
 
-Messages are tuples whose first item names them: ("result", ...),
-("transition", ...), ("stats", ...), ("error", text). Unlike the public
+UI to engine: commands, one JSON object a line ({"cmd": "pause", "name": ...}).
+Engine to UI: batches of messages, each batch one frame (magic, length,
+marshal body).
+
+Messages are tuples whose first item names them: ("ready",) once the engine
+has started, ("result", ...), ("transition", ...), ("stats", ...),
+("error", text). Unlike the public
 `to_json` contract a result keeps everything the UI needs (monotonic start,
 certificate facts, recheck flag).
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import marshal
 import struct
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +36,10 @@ Message = tuple[Any, ...]
 MAGIC = b"\xa5M"
 _HEADER = struct.Struct("!2sI")
 MAX_FRAME = 64 << 20
+# The longest command line either side accepts. Commands carry target names,
+# which the config does not bound: 16 MiB leaves room for any sane one while
+# a runaway line cannot eat the engine's memory.
+MAX_COMMAND = 16 << 20
 _STATUS = {status.value: status for status in Status}
 _STATE = {state.value: state for state in State}
 
@@ -129,3 +138,52 @@ class FrameReader:
             position = start + size
         del buffer[:position]
         return messages
+
+
+# ---------------------------------------------------------------- commands
+
+def command_line(command: dict[str, Any]) -> bytes:
+    """One command as its line (JSON escapes newlines inside strings)."""
+    return (json.dumps(command, separators=(",", ":")) + "\n").encode()
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    """A command line longer than the limit, dropped whole."""
+    size: int
+
+
+class CommandReader:
+    """Splits the command stream, arriving in arbitrary chunks, into lines.
+
+    A line over `limit` bytes is skipped up to its newline and reported as a
+    `SkippedLine`; the lines after it are read as usual. (asyncio's
+    `readline` raises on a line over its 64 KiB limit instead, which once
+    ended the engine's command reader for good.)
+    """
+
+    def __init__(self, limit: int = MAX_COMMAND) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+        self._scanned = 0          # bytes of the buffer known to hold no newline
+        self._skipping = 0         # > 0: inside an over-long line, this many bytes dropped
+
+    def feed(self, data: bytes) -> list[bytes | SkippedLine]:
+        lines: list[bytes | SkippedLine] = []
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while (end := buffer.find(b"\n", max(start, self._scanned))) >= 0:
+            size = self._skipping + end + 1 - start
+            self._skipping = 0
+            lines.append(SkippedLine(size) if size > self.limit
+                         else bytes(buffer[start:end + 1]))
+            start = end + 1
+            self._scanned = start
+        del buffer[:start]
+        self._scanned = len(buffer)
+        if self._skipping or len(buffer) > self.limit:
+            self._skipping += len(buffer)
+            buffer.clear()
+            self._scanned = 0
+        return lines

@@ -8,11 +8,8 @@ rows on screen, so rendering cost follows what is visible, not probe rate.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -23,71 +20,29 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, RichLog
 
-from monitor.config.durations import format_duration
 from monitor.config.keys import BINDINGS
 from monitor.config.model import Config
 from monitor.engine.board import Board
-from monitor.engine.client import EngineClient, EngineStats, Listener, ProcessEngine
+from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
 from monitor.engine.query import Filter, SortMode, arrange
-from monitor.engine.result import ProbeResult
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 from monitor.ui import themes
+from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, transition_line
+from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
+from monitor.ui.process import terminal_gone, yield_cpu_to_engine
+from monitor.ui.widgets.banner import EngineBanner
 from monitor.ui.widgets.summary import SummaryBar
 from monitor.ui.widgets.targets import (
-    GROUP_PREFIX, TargetHeader, TargetTable, age_cells, group_cells, layout, row_cells)
+    GROUP_PREFIX, TargetHeader, TargetTable, age_cells, group_cells, layout, row_cells,
+    stale_cells)
 
 EngineFactory = Callable[[Listener], EngineClient]
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
 
 
-class Inbox:
-    """The engine's listener: queues everything for the next refresh."""
-
-    def __init__(self) -> None:
-        self.results: deque[ProbeResult] = deque()
-        self.transitions: deque[Transition] = deque()
-        self.errors: deque[str] = deque()
-        self.stats = EngineStats()
-
-    def on_result(self, result: ProbeResult) -> None:
-        self.results.append(result)
-
-    def on_transition(self, transition: Transition) -> None:
-        self.transitions.append(transition)
-
-    def on_stats(self, stats: EngineStats) -> None:
-        self.stats = stats
-
-    def on_error(self, message: str) -> None:
-        self.errors.append(message)
-
-
 class FilterInput(Input):
     BINDINGS = [Binding("escape", "app.close_filter", "Close filter", show=False)]
-
-
-def yield_cpu_to_engine(nice: int) -> None:
-    """Lower every thread of this (UI) process to `nice`; the engine process,
-    started before, keeps its normal priority.
-
-    On two busy cores the dashboard's rendering bursts delayed the engine's
-    reads: latency error p99 1.1-1.8x the headless engine's. At nice 19 the
-    kernel lets a waking engine preempt rendering at once: 1.01-1.03x
-    (bench/README.md). Linux sets nice per thread, hence the walk.
-    """
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]   # not Linux: the call applies to the whole process
-    for tid in threads:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except OSError:
-            pass   # a thread that just ended
 
 
 class MonitorApp(App[int]):
@@ -104,8 +59,8 @@ class MonitorApp(App[int]):
 
     def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
                  refresh: float = 0.5, clock: Callable[[], float] = time.perf_counter,
-                 theme_dirs: list | None = None, watch_terminal: bool = True,
-                 ui_nice: int = 0) -> None:
+                 wall: Callable[[], float] = time.time, theme_dirs: list | None = None,
+                 watch_terminal: bool = True, ui_nice: int = 0) -> None:
         super().__init__()
         self.ui_nice = ui_nice
         self.config = config
@@ -126,6 +81,8 @@ class MonitorApp(App[int]):
         self._ticks = 0
         self._uptime: float | None = None
         self._engine_started = False
+        self.wall = wall   # time of day, for what people read; `clock` measures
+        self.watch = EngineWatch(clock(), wall=wall)
 
     def _process_engine(self, listener: Listener) -> EngineClient:
         assert self.config.path is not None, "the engine process reads the config file"
@@ -143,7 +100,9 @@ class MonitorApp(App[int]):
         self.table = TargetTable(id="targets")
         self.table.header = self.header
         self.events = RichLog(id="event-log", max_lines=500, wrap=False, markup=False)
+        self.banner = EngineBanner(id="banner")
         yield self.summary
+        yield self.banner
         yield self.filter_box
         yield self.header
         yield self.table
@@ -192,14 +151,8 @@ class MonitorApp(App[int]):
         self.set_interval(2.0, self._check_terminal)
 
     def _check_terminal(self) -> None:
-        for stream in (sys.__stdin__, sys.__stdout__):
-            try:
-                if stream is None or not os.isatty(stream.fileno()):
-                    raise OSError("not a terminal")
-                os.tcgetpgrp(stream.fileno())
-            except (OSError, ValueError):
-                self.exit(0)
-                return
+        if terminal_gone():
+            self.exit(0)
 
     # --- the refresh cycle ------------------------------------------------------
 
@@ -214,18 +167,29 @@ class MonitorApp(App[int]):
             if board.apply_result(result) is not None:
                 touched.add(result.name)
         log = self.events
-        moved = bool(inbox.transitions)   # a state change re-sorts and re-filters at once
-        while inbox.transitions:
-            transition = inbox.transitions.popleft()
-            if board.apply_transition(transition) is not None:
-                touched.add(transition.name)
-                log.write(self._event_line(transition))
+        moved = bool(inbox.changes)   # a state change re-sorts and re-filters at once
+        while inbox.changes:
+            change = inbox.changes.popleft()
+            if isinstance(change, Transition):
+                if board.apply_transition(change) is not None:
+                    touched.add(change.name)
+                    log.write(transition_line(change, self.palette))
+            elif isinstance(change, EngineUp):
+                self._engine_came_up(change.restarts)
+            else:
+                touched |= self._engine_went_down(change)
+        now = self.clock()
+        if inbox.heard:
+            inbox.heard = False
+            self.watch.heard(now)
         while inbox.errors:
             message = inbox.errors.popleft()
-            log.write(Text(f"{datetime.now():%H:%M:%S} engine: {message}", style=self.palette.error))
+            log.write(error_line(message, self.wall_now(), self.palette))
             self.notify(message, title="Engine", severity="error", timeout=8)
+        if self.watch.judge(now):   # every row says whether it is measured
+            touched |= set(board.views)
+            self.banner.show(self.watch.given_up())
         table.dirty |= touched
-        now = self.clock()
         tick = now - self._last_tick >= 1.0   # ages and uptime move once a second
         with self.batch_update():
             if tick:
@@ -250,6 +214,7 @@ class MonitorApp(App[int]):
             keys = [k for k in keys if k in dirty]
         table.dirty.difference_update(keys)
         columns = table.columns_now
+        stale = self.watch.stale_note()
 
         def cells_for(key: str) -> dict[str, Text]:
             if key.startswith(GROUP_PREFIX):
@@ -260,8 +225,11 @@ class MonitorApp(App[int]):
             view = self.board.views[key]
             if key not in dirty and table.has_cells(key):
                 # only time moved: redo the clock-driven cells, not the statistics
-                return {**table.cells_of(key), **age_cells(view, columns, now, self.palette)}
-            return row_cells(view, columns, now, self.palette)
+                cells = {**table.cells_of(key), **age_cells(view, columns, now, self.palette)}
+            else:
+                cells = row_cells(view, columns, now, self.palette)
+            # (fading cells already faded changes nothing: the stored ones may be)
+            return cells if stale is None else stale_cells(cells, stale, self.palette)
 
         table.render_rows(keys, cells_for)
 
@@ -310,18 +278,48 @@ class MonitorApp(App[int]):
             extra.append(f"filter “{self.filter.text}”")
         if self.sort_mode is not SortMode.STATUS:
             extra.append(f"sort {self.sort_mode.value}")
+        headline = self.watch.headline()
+        trouble = None if headline is None else (headline, self.watch.since())
         self.summary.show(self.board.counts(), self._uptime, self.inbox.stats,
-                                        self.palette, self.size.width, extra)
+                          self.palette, self.size.width, extra, trouble)
 
-    def _event_line(self, t: Transition) -> Text:
-        line = Text(f"{t.at.astimezone():%H:%M:%S} ")
-        line.append(f"{fmt.GLYPHS[t.to_state]} {t.name} ", style=self.palette.states[t.to_state])
-        line.append(f"{t.from_state.value} → {t.to_state.value}")
-        if t.previous_for is not None and t.from_state not in (State.PENDING,):
-            line.append(f" after {format_duration(round(t.previous_for))}", style=self.palette.muted)
-        if t.reason:
-            line.append(f"  {t.reason}")
-        return line
+    # --- the engine's own health -------------------------------------------------
+
+    def wall_now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall())
+
+    def _engine_went_down(self, down: EngineDown) -> set[str]:
+        """Say so (log, toast, banner when final); on the first death of an
+        outage the board forgets the states the dead engine confirmed."""
+        forgotten = forget_states(self.board, self.clock()) if self.watch.went_down(down) else set()
+        self.events.write(engine_down_line(down, self.wall_now(), self.palette))
+        if down.retry_in is None or down.tries == 0:   # not each failed try: the log has those
+            final = down.retry_in is None
+            self.notify(down.reason, severity="error", timeout=30 if final else 8,
+                        title="Engine could not be restarted" if final else "Engine stopped")
+        return forgotten
+
+    def _engine_came_up(self, restarts: int) -> None:
+        self.watch.came_up(self.clock())
+        if restarts:
+            self.events.write(engine_up_line(restarts, self.wall_now(), self.palette))
+            self.notify("measuring again", title="Engine restarted", timeout=4)
+
+    def _engine_refuses(self, what: str) -> bool:
+        """True (and said) when there is no engine to send `what` to."""
+        refusal = self.watch.refusal()
+        if refusal is not None:
+            self.notify(refusal, title=what, severity="warning", timeout=3)
+        return refusal is not None
+
+    async def action_quit(self) -> None:
+        """Quit; with status 1, and the reason on stderr once the screen has
+        closed, when the engine died for good."""
+        reason = self.watch.given_up()
+        if reason is None:
+            self.exit(0)
+        else:
+            self.exit(1, return_code=1, message=f"monitor: {reason}")
 
     # --- themes ---------------------------------------------------------------
 
@@ -353,13 +351,15 @@ class MonitorApp(App[int]):
 
     def action_probe_now(self, name: str | None = None) -> None:
         name = name or self.selected_name()
-        if name is not None:
+        if name is not None and not self._engine_refuses(f"probe {fmt.shorten(name, 30)}"):
             self.engine.probe_now(name)
-            self.notify(f"probing {name}", timeout=1.5)
+            stalled = " (but the engine is not responding)" \
+                if self.watch.liveness is Liveness.STALLED else ""
+            self.notify(f"probing {name}{stalled}", timeout=1.5)
 
     def action_pause(self, name: str | None = None) -> None:
         name = name or self.selected_name()
-        if name is None:
+        if name is None or self._engine_refuses(f"pause {fmt.shorten(name, 30)}"):
             return
         view = self.board.views[name]
         if view.state is State.PAUSED:

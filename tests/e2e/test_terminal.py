@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,15 @@ def pids_for(marker: str) -> list[int]:
 @pytest.fixture
 def dashboard(tmux: str, tmp_path: Path, request: pytest.FixtureRequest
               ) -> Iterator[tuple[Terminal, Path]]:
+    with open_dashboard(tmux, tmp_path, getattr(request, "param", {})) as opened:
+        yield opened
+
+
+@contextmanager
+def open_dashboard(tmux: str, tmp_path: Path, extra_env: dict[str, str],
+                   keep_open: bool = False) -> Iterator[tuple[Terminal, Path]]:
+    """`monitor` on a demo config in a 100x30 tmux session; `keep_open`: the
+    session outlives it and shows its exit status as "monitor-exit=N"."""
     port = free_port()
     config = tmp_path / "e2e-monitor.toml"
     config.write_text(f"""
@@ -143,10 +153,12 @@ port = {free_port()}
     name = f"monitor-e2e-{os.getpid()}-{port}"
     env = {"TERM": "xterm-256color", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
            "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
-    env.update(getattr(request, "param", {}))
+    env.update(extra_env)
     command = " ".join([
         "env", *(f"{k}={v}" for k, v in env.items()),
         sys.executable, "-m", "monitor", "--config", str(config)])
+    if keep_open:
+        command = f"sh -c '{command}; echo monitor-exit=$?; sleep 60'"
     terminal = Terminal(tmux, name)
     terminal.run("-f", "/dev/null", "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
                  "-c", str(ROOT), command)
@@ -228,3 +240,33 @@ def test_reduced_colour_terminals(dashboard: tuple[Terminal, Path], forbidden: l
     for sequence in forbidden:                    # ...within the terminal's palette
         assert sequence not in styled, f"{sequence!r} used on a reduced-colour terminal"
     term.press("q")
+
+
+def engine_pids(config: Path) -> list[int]:
+    return [pid for pid in pids_for("engine-worker") if pid in pids_for(str(config))]
+
+
+def test_engine_killed_restarted_then_given_up(tmux: str, tmp_path: Path):
+    """kill -9 of the engine: the screen says so and the engine comes back;
+    when it cannot (its config broken meanwhile), the screen says so for good
+    and quitting fails with the reason."""
+    with open_dashboard(tmux, tmp_path, {}, keep_open=True) as (term, config):
+        term.wait_for(lambda s: "fast-site" in s and "UP" in s and "/s" in s)
+        first = engine_pids(config)
+        assert len(first) == 1
+        os.kill(first[0], 9)
+        screen = term.wait_for(lambda s: "ENGINE DOWN: restarting" in s)
+        assert "STALE" in screen and "no data since" in screen and "/s" not in screen
+        term.wait_for(lambda s: "● UP" in s and "/s" in s and "STALE" not in s)
+        again = engine_pids(config)
+        assert len(again) == 1 and again != first
+
+        config.write_text(config.read_text() + 'interval = "soon"\n')   # restarts will fail
+        os.kill(again[0], 9)
+        screen = term.wait_for(lambda s: "could not be restarted" in s, seconds=40)
+        assert "cannot read" in screen and "STALE" in screen
+        term.press("q")
+        screen = term.wait_for(lambda s: "monitor-exit=" in s)
+        assert "monitor-exit=1" in screen
+        assert "monitor: the engine stopped and could not be restarted" in screen
+        assert engine_pids(config) == []

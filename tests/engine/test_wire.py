@@ -1,4 +1,5 @@
-"""The engine-to-UI frame stream: exact round trips, any chunking, clear failure."""
+"""The engine-to-UI frame stream: exact round trips, any chunking, clear failure;
+and the UI-to-engine command lines."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from monitor.engine.result import ProbeResult, Status
 from monitor.engine.state import State, Transition
 from monitor.engine.wire import (
+    CommandReader,
     FrameReader,
+    SkippedLine,
     WireError,
+    command_line,
     pack,
     result_from_message,
     result_message,
@@ -83,3 +87,14 @@ def test_stray_prints_in_the_worker_go_to_stderr_not_into_the_frames():
     assert done.returncode == 0, done.stderr
     assert FrameReader().feed(done.stdout) == [("error", "x")]
     assert b"a library talking" in done.stderr
+
+
+def test_command_lines_in_any_chunking_with_over_long_ones_skipped_whole():
+    long = command_line({"cmd": "pause", "name": "x" * 100})
+    stream = command_line({"cmd": "stop"}) + long + b"not json\n" + long + command_line({})
+    for size in (1, 7, 64, len(stream)):
+        reader, got = CommandReader(limit=64), []
+        for start in range(0, len(stream), size):
+            got += reader.feed(stream[start:start + size])
+        assert got == [b'{"cmd":"stop"}\n', SkippedLine(len(long)), b"not json\n",
+                       SkippedLine(len(long)), b"{}\n"], size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.engine.client import EngineStats, Listener
+from monitor.engine.client import EngineDown, EngineStats, Listener
 from monitor.engine.result import ProbeResult, Status
 from monitor.engine.state import State, Transition
 from monitor.probes.base import CertFacts
@@ -22,6 +22,7 @@ class FakeEngine:
 
     async def start(self) -> None:
         self.started = True
+        self.listener.on_engine_up(0)
 
     async def stop(self) -> None:
         self.stopped = True
@@ -71,3 +72,11 @@ class FakeEngine:
     def stats(self, probes_per_s: float = 4.0, lag_ms: float = 0.8) -> None:
         self.listener.on_stats(EngineStats(probes_total=1234, skips=0, lag_ms=lag_ms,
                                            probes_per_s=probes_per_s))
+
+    def die(self, reason: str = "engine process killed by SIGKILL: no error output",
+            tries: int = 0, retry_in: float | None = 0.5) -> None:
+        """What the process engine reports when its worker dies (retry_in None: given up)."""
+        self.listener.on_engine_down(EngineDown(reason, tries, retry_in))
+
+    def come_back(self, restarts: int = 1) -> None:
+        self.listener.on_engine_up(restarts)

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import parse_config
+from monitor.ui.app import MonitorApp
 from monitor.ui.widgets.targets import TargetTable
 from tests.ui.conftest import footer_drawn, make_app, populate
+from tests.ui.fake_engine import BASE_TIME, NOW, FakeEngine
 
 SIZES = [(80, 24), (120, 40)]
 THEMES = ["monitor-dark", "monitor-light"]
@@ -54,3 +57,22 @@ def test_main_screen_grouped_in_16_colours(snap_compare, config_file: Path):
         await pilot.press("g")
         await pilot.pause()
     assert snap_compare(make_app(config_file), terminal_size=(100, 30), run_before=run_before)
+
+
+def test_main_screen_engine_given_up(snap_compare, config_file: Path):
+    """The engine died and could not be restarted: a banner, the summary and
+    every row say so; no state, count or rate from before is shown as now."""
+    config = parse_config(config_file.read_text(), config_file)
+    app = MonitorApp(config, FakeEngine, clock=lambda: NOW, wall=BASE_TIME.timestamp,
+                     watch_terminal=False)   # "no data since 09:30:00"
+
+    async def run_before(pilot) -> None:
+        await prepare("monitor-dark")(pilot)
+        pilot.app.engine.die("engine process exited with status 2: monitor.toml:3: "
+                             "settings.interval: cannot read \"soon\" as a duration "
+                             "(gave up: 5 failures within 60s)", tries=4, retry_in=None)
+        pilot.app.flush()
+        await pilot.pause()
+        pilot.app.clear_notifications()
+        await footer_drawn(pilot)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -90,10 +90,12 @@ class DetailScreen(Screen[None]):
         now = self.app.clock()  # type: ignore[attr-defined]
         shown = view.last.target if view.last else ""
         since = format_duration(round(max(0.0, now - view.since))) if now - view.since >= 1 else "0s"
-        title = Text.assemble(fmt.status_cell(view.state, palette), "  ",
-                              (view.target.name, "bold"), "  ",
-                              (f"{view.target.kind} {shown}  {view.state.value} for {since}",
-                               palette.muted))
+        state, lasting = fmt.status_cell(view.state, palette), f"{view.state.value} for {since}"
+        stale = self.app.watch.stale_note()  # type: ignore[attr-defined]
+        if stale is not None:   # the engine is not measuring: no state to claim
+            state, lasting = Text("STALE", style=palette.warning), stale
+        title = Text.assemble(state, "  ", (view.target.name, "bold"), "  ",
+                              (f"{view.target.kind} {shown}  {lasting}", palette.muted))
         self.title_line.update(title)
         if self.target_name not in touched and self._drawn:
             return

@@ -1,7 +1,9 @@
-"""The one-line header: counts by state, uptime, probe rate, own lag."""
+"""The one-line header: counts by state, uptime, probe rate, own lag; or,
+when the engine is not measuring, that it is not."""
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
@@ -18,8 +20,32 @@ class SummaryBar(Static):
     """
 
     def show(self, counts: dict[State, int], uptime: float | None, stats: EngineStats,
-             palette: fmt.Palette, width: int, extra: list[str] | None = None) -> None:
+             palette: fmt.Palette, width: int, extra: list[str] | None = None,
+             engine_trouble: tuple[str, str] | None = None) -> None:
+        """`engine_trouble`: (headline, since) when the engine is not measuring;
+        then counts, uptime and rates, all from the engine's last word, give
+        way to saying so."""
         text = Text("monitor ", style="bold")
+        if engine_trouble is not None:
+            headline, since = engine_trouble
+            text.append(headline + "  ", style=palette.error + Style(bold=True))
+            extras = [f"no data since {since}"]
+        else:
+            extras = self._counts(text, counts, uptime, stats, palette, width)
+        extras += extra or []
+        for extra in extras:
+            if len(text) + len(extra) + 2 <= width - 2:
+                text.append("· " + extra + " ", style=palette.muted)
+        if text != self._shown:
+            self._shown = text
+            # no layout pass: a one-line bar never changes size, and a layout
+            # repaints the table's scrollbar on every line (measured in bench/)
+            self.update(text, layout=False)
+
+    @staticmethod
+    def _counts(text: Text, counts: dict[State, int], uptime: float | None,
+                stats: EngineStats, palette: fmt.Palette, width: int) -> list[str]:
+        """Targets by state into `text`; uptime, rate and lag as extras."""
         for state in (State.UP, State.DEGRADED, State.DOWN, State.PAUSED, State.PENDING):
             if counts.get(state) or state in (State.UP, State.DOWN):
                 label = state.value if width >= 100 else fmt.LABELS[state].lower()
@@ -31,12 +57,4 @@ class SummaryBar(Static):
             extras.append(f"{stats.skips} skipped")
         if stats.dropped:
             extras.insert(0, f"{stats.dropped} updates dropped: screen too slow")
-        extras += extra or []
-        for extra in extras:
-            if len(text) + len(extra) + 2 <= width - 2:
-                text.append("· " + extra + " ", style=palette.muted)
-        if text != self._shown:
-            self._shown = text
-            # no layout pass: a one-line bar never changes size, and a layout
-            # repaints the table's scrollbar on every line (measured in bench/)
-            self.update(text, layout=False)
+        return extras

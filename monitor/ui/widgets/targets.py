@@ -449,6 +449,18 @@ def error_cell(view: TargetView, width: int, now: float, palette: fmt.Palette) -
     return Text("")
 
 
+def stale_cells(cells: dict[str, Text], note: str, palette: fmt.Palette) -> dict[str, Text]:
+    """A row while the engine is not measuring: its state and error columns
+    say so, never the last state seen; the rest is dimmed (history, not now).
+    Fading faded cells gives the same cells."""
+    faded = {key: Text(cell.plain, style=palette.muted, justify=cell.justify)
+             for key, cell in cells.items()}
+    faded["state"] = Text("STALE", style=palette.warning + Style(bold=True))
+    if "error" in cells:
+        faded["error"] = Text(note, style=palette.warning)
+    return faded
+
+
 def group_cells(group: str, count: int, down: int, columns: list[Column],
                 palette: fmt.Palette) -> dict[str, Text]:
     cells = {c.key: Text("") for c in columns}

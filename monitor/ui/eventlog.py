@@ -1,0 +1,43 @@
+"""Lines of the event log: state changes, engine errors, and the engine's
+own deaths and restarts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+from monitor.config.durations import format_duration
+from monitor.engine.client import EngineDown
+from monitor.engine.state import State, Transition
+from monitor.ui import format as fmt
+
+
+def transition_line(t: Transition, palette: fmt.Palette) -> Text:
+    line = Text(f"{t.at.astimezone():%H:%M:%S} ")
+    line.append(f"{fmt.GLYPHS[t.to_state]} {t.name} ", style=palette.states[t.to_state])
+    line.append(f"{t.from_state.value} → {t.to_state.value}")
+    if t.previous_for is not None and t.from_state not in (State.PENDING,):
+        line.append(f" after {format_duration(round(t.previous_for))}", style=palette.muted)
+    if t.reason:
+        line.append(f"  {t.reason}")
+    return line
+
+
+def error_line(message: str, at: datetime, palette: fmt.Palette) -> Text:
+    return Text(f"{at:%H:%M:%S} engine: {message}", style=palette.error)
+
+
+def engine_down_line(down: EngineDown, at: datetime, palette: fmt.Palette) -> Text:
+    # what happens next first: the reason can be long, and the log does not wrap
+    what = "stopped" if down.tries == 0 else f"restart {down.tries} failed"
+    if down.retry_in is None:
+        then = "not restarting it again, nothing is being measured"
+    else:
+        then = f"restarting in {down.retry_in:g}s (try {down.tries + 1})"
+    return error_line(f"{what}, {then}: {down.reason}", at, palette)
+
+
+def engine_up_line(restarts: int, at: datetime, palette: fmt.Palette) -> Text:
+    return Text(f"{at:%H:%M:%S} engine: running again (restart {restarts}); "
+                f"targets pending until checked anew", style=palette.states[State.UP])
