@@ -33,10 +33,13 @@ dashboard's header line is kept at every sample. `both` runs the two side by
 side, each with its own copy of the config, against the same server.
 
 Every --every seconds (60) for --minutes (30), each process is sampled from
-/proc: RSS (VmRSS), open descriptors (entries of /proc/PID/fd), threads, CPU %
-of one core since the previous sample (utime+stime of /proc/PID/stat over wall
-time), asyncio tasks where known, results so far. A line per sample goes to
-stderr as it is taken.
+/proc: RSS (VmRSS) and RssAnon (the heap, where a leak lives: VmRSS also counts
+mapped files, which the kernel drops under memory pressure from other
+processes; a trial saw both dashboard processes lose ~9 MiB of VmRSS at once,
+with no swap), open descriptors (entries of /proc/PID/fd), threads, CPU % of one
+core since the previous sample (utime+stime of /proc/PID/stat over wall time),
+asyncio tasks where known, results so far. A line per sample goes to stderr as
+it is taken.
 
 At the end, for each process and metric: the least-squares slope per hour over
 the samples after the warm-up, the first (after the warm-up), last and largest
@@ -45,7 +48,7 @@ fitted rise over the measured span (slope x span) over a noise floor, so a
 short run only flags gross growth and a 30-minute run flags the slopes below:
 
   metric    slope over   and rise over  why
-  RSS       5 MiB/h      2 MiB          allocator noise is ~1 MiB; 5 MiB/h is a
+  RSS/anon  5 MiB/h      2 MiB          allocator noise is ~1 MiB; 5 MiB/h is a
                                         leak of 15 bytes per probe at 100/s or
                                         ~900 bytes per transition
   fds       20 /h        10             10-30 sockets are in flight at any
@@ -64,8 +67,8 @@ short run only flags gross growth and a 30-minute run flags the slopes below:
 Warm-up: the samples of the first 2 minutes or the first 2 samples, whichever
 is longer (--warmup S overrides). history = 10 (monitor's smallest) so each
 target's sample ring is full within that warm-up, as it is in a monitor that
-has run for days: the ring grows until history x interval has passed (2.8 h at
-the default 1,000 x 10 s, ~9 MiB/h meanwhile, not a leak) and only a full ring
+has run for days: the ring grows until history x interval has passed (2.8 h for
+the default 1,000 samples at 10 s, several MiB/h meanwhile, not a leak) and only a full ring
 runs the eviction path that runs forever after. --history 1000 soaks the
 default instead (the script warns that the ring is still filling).
 
@@ -119,11 +122,11 @@ TCP_FLAP_PORTS = 4
 DNS_ZONE = {"soak.test": {"A": ["192.0.2.1"]}}
 STARTUP_S = 90.0               # allowance for each program to show its first result
 PROCS = (("headless", "headless"), ("ui", "dashboard UI"), ("engine", "dashboard engine"))
-METRICS = (("rss_mib", "RSS MiB"), ("fds", "open fds"), ("threads", "threads"),
+METRICS = (("rss_mib", "RSS MiB"), ("anon_mib", "RssAnon MiB"), ("fds", "open fds"), ("threads", "threads"),
            ("cpu_pct", "CPU %"), ("tasks", "asyncio tasks"))
 # metric -> (slope per hour, rise over the span): both must be exceeded for GROWING
 THRESHOLDS: dict[str, tuple[float, float]] = {
-    "rss_mib": (5.0, 2.0), "fds": (20.0, 10.0), "threads": (2.0, 2.0), "tasks": (100.0, 50.0)}
+    "rss_mib": (5.0, 2.0), "anon_mib": (5.0, 2.0), "fds": (20.0, 10.0), "threads": (2.0, 2.0), "tasks": (100.0, 50.0)}
 RATE_DROP = 0.7
 
 
@@ -403,17 +406,19 @@ def proc_sample(pid: int) -> dict[str, Any] | None:
         if fields[0] in ("Z", "X"):
             return None
         cpu_s = (int(fields[11]) + int(fields[12])) / eb._CLK_TCK
-        rss = threads = None
+        rss = anon = threads = None
         with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     rss = int(line.split()[1]) / 1024.0
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) / 1024.0
                 elif line.startswith("Threads:"):
                     threads = int(line.split()[1])
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, IndexError, ValueError):
         return None
-    return {"rss_mib": round(rss, 1) if rss is not None else None, "fds": fds,
+    return {"rss_mib": _r(rss), "anon_mib": _r(anon), "fds": fds,
             "threads": threads, "cpu_s": cpu_s}
 
 
@@ -576,7 +581,8 @@ def summarise(samples: list[dict[str, Any]], warmup_s: float) -> list[dict[str, 
             row: dict[str, Any] = {"process": key, "process_label": label, "metric": metric,
                                    "metric_label": metric_label, "samples": len(points)}
             if not points:
-                row.update(first=None, last=None, max=None, slope_per_h=None, verdict="n/a")
+                row.update(first=None, last=None, max=None, slope_per_h=None,
+                           verdict="n/a (no stats event)" if metric == "tasks" else "n/a")
                 rows.append(row)
                 continue
             values = [v for _, v in points]
@@ -804,7 +810,8 @@ def sample_line(sample: dict[str, Any], k: int, n: int) -> str:
         got = sample["procs"].get(key)
         if got is None:
             continue
-        text = (f"{label}: RSS {_f(got['rss_mib'])} MiB, {got['fds']} fds, "
+        text = (f"{label}: RSS {_f(got['rss_mib'])} MiB (anon {_f(got['anon_mib'])}), "
+                f"{got['fds']} fds, "
                 f"{got['threads']} thr, CPU {_f(got['cpu_pct'])} %")
         if key == "headless":
             text += f", tasks {_f(got.get('tasks'))}"
@@ -850,7 +857,7 @@ def markdown(result: dict[str, Any]) -> str:
     if not any(row["samples"] for row in result["summary"]):
         out[-2:] = ["No sample after the warm-up: nothing to fit (see --json for the samples)."]
     for row in result["summary"]:
-        if not row["samples"]:
+        if not row["samples"] and row["metric"] != "tasks":
             continue
         digits = 2 if row["metric"] in ("cpu_pct", "results_per_s") else 1
         first, last, top = row.get("first"), row.get("last"), row.get("max")
@@ -860,8 +867,8 @@ def markdown(result: dict[str, Any]) -> str:
                    f"| {_f(first, digits)} | {_f(last, digits)} "
                    f"| {top if isinstance(top, str) else _f(top, digits)} "
                    f"| {_f(row.get('slope_per_h'), 2)} | {row['verdict']} |")
-    out += ["", "Thresholds (GROWING = slope and rise over the span both above): RSS 5 MiB/h "
-                "and 2 MiB; fds 20/h and 10; threads 2/h and 2; tasks 100/h and 50; CPU "
+    out += ["", "Thresholds (GROWING = slope and rise over the span both above): RSS and RssAnon "
+                "5 MiB/h and 2 MiB; fds 20/h and 10; threads 2/h and 2; tasks 100/h and 50; CPU "
                 "max(1, 10 % of mean) pp/h and max(1, 20 % of mean) pp. results/s: DROPPED "
                 "when a sample interval fell below 70 % of the median rate; the results/s "
                 "column 'max' shows min–max."]
