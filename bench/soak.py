@@ -45,7 +45,9 @@ At the end, for each process and metric: the least-squares slope per hour over
 the samples after the warm-up, the first (after the warm-up), last and largest
 value, and a verdict. GROWING needs both the slope over its threshold and the
 fitted rise over the measured span (slope x span) over a noise floor, so a
-short run only flags gross growth and a 30-minute run flags the slopes below:
+short run only flags gross growth and a 30-minute run flags the slopes below
+("rising? run longer" when the slope is over its threshold but the rise is not
+yet over its floor):
 
   metric    slope over   and rise over  why
   RSS/anon  5 MiB/h      2 MiB          allocator noise is ~1 MiB; 5 MiB/h is a
@@ -597,6 +599,8 @@ def summarise(samples: list[dict[str, Any]], warmup_s: float) -> list[dict[str, 
                 verdict = "n/a (too few samples)"
             elif slope > limit_slope and slope * span_h > limit_rise:
                 verdict = "GROWING"
+            elif slope > limit_slope:
+                verdict = "rising? run longer"   # the slope is over, the rise not yet
             else:
                 verdict = "flat"
             row.update(first=values[0], last=values[-1], max=max(values),
@@ -867,7 +871,8 @@ def markdown(result: dict[str, Any]) -> str:
                    f"| {_f(first, digits)} | {_f(last, digits)} "
                    f"| {top if isinstance(top, str) else _f(top, digits)} "
                    f"| {_f(row.get('slope_per_h'), 2)} | {row['verdict']} |")
-    out += ["", "Thresholds (GROWING = slope and rise over the span both above): RSS and RssAnon "
+    out += ["", "Thresholds (GROWING = slope and rise over the span both above; 'rising? run "
+                "longer' = only the slope): RSS and RssAnon "
                 "5 MiB/h and 2 MiB; fds 20/h and 10; threads 2/h and 2; tasks 100/h and 50; CPU "
                 "max(1, 10 % of mean) pp/h and max(1, 20 % of mean) pp. results/s: DROPPED "
                 "when a sample interval fell below 70 % of the median rate; the results/s "
