@@ -124,11 +124,12 @@ TCP_FLAP_PORTS = 4
 DNS_ZONE = {"soak.test": {"A": ["192.0.2.1"]}}
 STARTUP_S = 90.0               # allowance for each program to show its first result
 PROCS = (("headless", "headless"), ("ui", "dashboard UI"), ("engine", "dashboard engine"))
-METRICS = (("rss_mib", "RSS MiB"), ("anon_mib", "RssAnon MiB"), ("fds", "open fds"), ("threads", "threads"),
-           ("cpu_pct", "CPU %"), ("tasks", "asyncio tasks"))
+METRICS = (("rss_mib", "RSS MiB"), ("anon_mib", "RssAnon MiB"), ("fds", "open fds"),
+           ("threads", "threads"), ("cpu_pct", "CPU %"), ("tasks", "asyncio tasks"))
 # metric -> (slope per hour, rise over the span): both must be exceeded for GROWING
 THRESHOLDS: dict[str, tuple[float, float]] = {
-    "rss_mib": (5.0, 2.0), "anon_mib": (5.0, 2.0), "fds": (20.0, 10.0), "threads": (2.0, 2.0), "tasks": (100.0, 50.0)}
+    "rss_mib": (5.0, 2.0), "anon_mib": (5.0, 2.0), "fds": (20.0, 10.0), "threads": (2.0, 2.0),
+    "tasks": (100.0, 50.0)}
 RATE_DROP = 0.7
 
 
