@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no dashboard (required)")
     run.add_argument("--json", action="store_true",
                      help="JSON lines: every result and every transition")
+    run.add_argument("--stats-every", type=float, default=HEADLESS_STATS_EVERY, metavar="SECONDS",
+                     help="with --json: a stats event this often (default 10; 0 = none)")
     run.add_argument("--record", dest="sub_record", metavar="FILE",
                      help="also append every result to FILE as JSON lines")
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("monitor: `run` probes without a screen: add --headless "
                       "(or run `monitor` for the dashboard)", file=sys.stderr)
                 return EXIT_CONFIG
-            return cmd_run(config, args.json, args.sub_record)
+            return cmd_run(config, args.json, args.sub_record, args.stats_every)
         refresh = getattr(args, "sub_refresh", None) or args.refresh
         return cmd_dashboard(config, refresh, args.record, args.ui_nice)
     except ConfigError as exc:
@@ -190,6 +192,7 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
     return await _with_demo(config, body)
 
 
+HEADLESS_STATS_EVERY = 10.0   # seconds between `--json` stats events
 # A reader that stalls gets this much output held for it, then results are
 # dropped (and counted in the stream); about 2 s of results at 1,000 probes/s,
 # hours at a typical rate. State changes are held up to HEADLESS_HARD_LIMIT.
@@ -197,21 +200,27 @@ HEADLESS_LIMIT = 1 << 20
 HEADLESS_HARD_LIMIT = 8 << 20
 
 
-def cmd_run(config: Config, as_json: bool, record: str | None = None) -> int:
+def cmd_run(config: Config, as_json: bool, record: str | None = None,
+            stats_every: float = HEADLESS_STATS_EVERY) -> int:
+    if not 0 <= stats_every <= 86400:   # NaN fails this too
+        _say("monitor: --stats-every must be between 0 (none) and 86400 seconds")
+        return EXIT_CONFIG
     try:
         os.fstat(1)
     except OSError:   # checked before the event loop opens files that would take number 1
         _say("monitor: stdout is closed; for no output, send it to /dev/null")
         return EXIT_PROBLEM
-    return run_async(_run_headless(config, as_json, record))
+    return run_async(_run_headless(config, as_json, record, stats_every))
 
 
-async def _run_headless(config: Config, as_json: bool, record: str | None) -> int:
+async def _run_headless(config: Config, as_json: bool, record: str | None,
+                        stats_every: float) -> int:
     from monitor.engine.outbox import Outbox, open_stdout
     from monitor.engine.record import open_recorder
     from monitor.engine.scheduler import Engine
+    from monitor.engine.client import report_stats
     from monitor.output import (dropped_event, dropped_line, encode_lines, json_line,
-                                result_line, transition_line, use_colour)
+                                result_line, stats_event, transition_line, use_colour)
 
     colour = sys.stdout is not None and use_colour(sys.stdout)
     stop = asyncio.Event()
@@ -261,9 +270,17 @@ async def _run_headless(config: Config, as_json: bool, record: str | None) -> in
             _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
                  "Ctrl-C to stop")
         await engine.start()
+        def on_stats(stats: Any) -> None:
+            out.emit(stats_event(stats, len(asyncio.all_tasks()), out.dropped,
+                                 engine.out_of_files))
+
+        reporter = (asyncio.create_task(report_stats(engine, stats_every, on_stats))
+                    if as_json and stats_every > 0 else None)
         try:
             await stop.wait()
         finally:
+            if reporter is not None:
+                reporter.cancel()
             await engine.stop()
         return EXIT_OK
 

@@ -88,6 +88,18 @@ def dropped_event(results: int, transitions: int) -> str:
                       "at": iso(datetime.now(UTC))})
 
 
+def stats_event(stats: Any, tasks: int, dropped: int, out_of_files: int) -> str:
+    """`run --headless --json`'s periodic account of the monitor itself: its
+    probe rate, how late starts were, what it skipped or dropped, and its own
+    task count (flat in a healthy soak)."""
+    return json_line({"event": "stats", "at": iso(datetime.now(UTC)),
+                      "probes_total": stats.probes_total,
+                      "probes_per_s": round(stats.probes_per_s, 2),
+                      "skips": stats.skips, "lag_ms": round(stats.lag_ms, 3),
+                      "dropped_results": dropped, "out_of_files": out_of_files,
+                      "tasks": tasks})
+
+
 def dropped_line(results: int, transitions: int) -> str:
     """`dropped_event` for people: text mode writes state changes only."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")

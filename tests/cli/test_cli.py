@@ -244,3 +244,36 @@ async def test_validate_any_file_exits_0_or_2_with_a_line_for_every_problem(tmp_
         for line in lines:
             assert re.match(re.escape(str(path)) + r":[1-9][0-9]*: \S", line), line
             assert line.isprintable(), line
+
+
+async def test_run_headless_json_reports_its_own_stats(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "run", "--headless", "--json", "--stats-every", "0.3",
+        "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stats: list[dict] = []
+    try:
+        async with asyncio.timeout(15):
+            while len(stats) < 3:
+                line = await proc.stdout.readline()
+                assert line, (await proc.stderr.read()).decode()
+                event = json.loads(line)
+                if event["event"] == "stats":
+                    stats.append(event)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)
+    assert {"probes_total", "probes_per_s", "skips", "lag_ms", "dropped_results",
+            "out_of_files", "tasks", "at"} <= stats[-1].keys()
+    assert stats[-1]["probes_total"] >= stats[0]["probes_total"] > 0
+    # one task per target, the stats reporter, the main task, output: a small, flat number
+    assert 0 < stats[-1]["tasks"] <= 20
+    assert stats[-1]["dropped_results"] == 0 and stats[-1]["out_of_files"] == 0
+
+
+async def test_run_stats_every_must_be_sane(tmp_path, web_server):
+    config = write_config(tmp_path / "m.toml", web_server)
+    code, _, err = await monitor("run", "--headless", "--json", "--stats-every", "nan",
+                                 "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path))
+    assert code == 2 and "--stats-every" in err and "Traceback" not in err
