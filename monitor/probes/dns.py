@@ -309,18 +309,24 @@ class _UdpClient(asyncio.DatagramProtocol):
 async def udp_exchange(host: str, port: int, query: Query) -> Message:
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[Message] = loop.create_future()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _UdpClient(query, answer), remote_addr=(host, port))
+    # The answer is settled on every way out, a cancel while the endpoint is
+    # being made included: asyncio then closes the new transport itself, and
+    # its connection_lost must find the answer done, or the exception it sets
+    # there is never retrieved (logged under load, issue 8 item 14).
     try:
-        wait = RESEND_AFTER
-        while True:
-            transport.sendto(query.wire)
-            done, _ = await asyncio.wait({answer}, timeout=wait)
-            if done:
-                return answer.result()
-            wait *= 2
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpClient(query, answer), remote_addr=(host, port))
+        try:
+            wait = RESEND_AFTER
+            while True:
+                transport.sendto(query.wire)
+                done, _ = await asyncio.wait({answer}, timeout=wait)
+                if done:
+                    return answer.result()
+                wait *= 2
+        finally:
+            transport.close()
     finally:
-        transport.close()
         _settle(answer)
 
 
@@ -339,7 +345,7 @@ async def tcp_exchange(host: str, port: int, query: Query) -> Message:
 
 
 def _settle(future: asyncio.Future[Message]) -> None:
-    """Leave no pending future or unretrieved exception behind on cancellation."""
+    """Leave no pending future or unretrieved exception behind."""
     if not future.done():
         future.cancel()
     elif not future.cancelled():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -292,6 +293,26 @@ async def test_timeout_closes_the_socket(dns: DnsResponder, transport: str) -> N
         assert result.reason == "timed out after 100ms during dns"
     await asyncio.sleep(0.05)  # let the server side notice the closed connections
     assert _open_fds() <= before
+
+
+async def test_timeouts_under_load_leave_no_unretrieved_exception(dns: DnsResponder) -> None:
+    """Issue 8 item 14: a probe cancelled while its UDP socket was being made
+    left connection_lost setting an exception on a future nobody awaited."""
+    dns.mode = "silent"
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    target = dns_target(dns.address, timeout="1ms")  # expires before the socket is ready
+    try:
+        for _ in range(2):
+            results = await asyncio.gather(*(run_probe(target, ProbeContext())
+                                             for _ in range(100)))
+            assert {r.reason for r in results} == {"timed out after 1ms during dns"}
+            await asyncio.sleep(0.01)  # the closed transports' connection_lost runs
+            gc.collect()               # a future with an unretrieved exception logs here
+    finally:
+        loop.set_exception_handler(None)
+    assert [context["message"] for context in reported] == []
 
 
 # --- config -------------------------------------------------------------------
