@@ -65,7 +65,7 @@ class DnsResponder:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._writers: dict[asyncio.StreamWriter, asyncio.Task] = {}
 
     @property
     def address(self) -> str:
@@ -91,8 +91,12 @@ class DnsResponder:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+        # A closed connection ends its handler; cancelling it instead would have
+        # asyncio (3.11) log the CancelledError when the test's loop closes.
         for writer in list(self._writers):
             writer.close()
+        if self._writers:
+            await asyncio.wait(set(self._writers.values()), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -165,7 +169,7 @@ class DnsResponder:
     # --- transports -----------------------------------------------------------
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        self._writers[writer] = asyncio.current_task()  # type: ignore[assignment]
         try:
             while True:
                 size = struct.unpack("!H", await reader.readexactly(2))[0]
@@ -181,7 +185,7 @@ class DnsResponder:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self._writers.discard(writer)
+            self._writers.pop(writer, None)
             writer.close()
 
     def send_later(self, transport: asyncio.DatagramTransport, query: bytes, addr: object) -> None:
