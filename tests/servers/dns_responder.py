@@ -14,11 +14,11 @@ the right one), truncated (UDP answers carry TC and no records; TCP answers
 fully), slow (answers after `delay` seconds), echo (sends the query back),
 hangup (TCP closes the connection without answering; UDP stays silent),
 trailing (a good answer with junk bytes after it).
-Hostile modes answer with ~64 KB built to make a parser burn CPU:
-pointer_chains (records whose names sit at the end of a long chain of
-backward compression pointers), long_names (records within every pointer rule
-whose names all decompress to 127 labels), truncated_pointer_chains (UDP
-answers carry TC, TCP answers are pointer_chains).
+Hostile modes answer with `hostile_records` records built to make a parser
+burn CPU: pointer_chains (~64 KB; names at the end of a long chain of backward
+compression pointers), long_names (names within every pointer rule that all
+decompress to 127 labels), truncated_pointer_chains (UDP answers carry TC,
+TCP answers are pointer_chains).
 With tcp=False only UDP is served, so TCP finds nothing listening.
 """
 
