@@ -1,8 +1,10 @@
 """The `dns` probe: ask one server one question and check the answer.
 
-UDP first (TCP when the answer comes back truncated, or when asked), our own
-wire format (monitor.probes.dnswire) so the rcode, flags and every record are
-visible. The latency is the query's round trip, the `dns` phase.
+UDP first (TCP when the answer comes back truncated, or when asked) over our
+own sockets (monitor.probes.dnswire, where dnspython builds the query and reads
+the reply), so the rcode, flags and every record type are visible, and the
+checks and the timing are ours. The latency is the query's round trip, the
+`dns` phase.
 """
 
 from __future__ import annotations
@@ -10,25 +12,34 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import dns.rcode
+import dns.rdatatype
 
 from monitor.config.fields import (
     did_you_mean, in_range, one_of, option, to_bool, to_int, to_regex, to_str, to_str_list)
 from monitor.probes import net
 from monitor.probes.base import Outcome, PhaseTimer, Probe, ProbeContext, ProbeFailure
 from monitor.probes.dnswire import (
-    QUERY_TYPES, RCODE_VALUES, TYPES, MalformedMessage, Message, Query, encode_name, make_query,
-    parse_message)
+    MalformedReply, Reply, make_question, parse_name, rcode_name, tcp_exchange, udp_exchange)
 from monitor.probes.errors import describe_error
 
+if TYPE_CHECKING:
+    from monitor.config.model import Target
+
 RESOLV_CONF = Path("/etc/resolv.conf")
-# Resend an unanswered UDP query after this long, then twice as long, and so
-# on until the runner's timeout: one lost datagram should not mean DOWN.
-RESEND_AFTER = 1.0
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9])?\.?$")
 _SHOW_ANSWERS = 5
+# What record_type may be: every type dnspython knows but the meta-types
+# (OPT, ANY, AXFR, ...), which are not records a name holds.
+RECORD_TYPES: tuple[str, ...] = tuple(
+    kind.name for kind in dns.rdatatype.RdataType if not dns.rdatatype.is_metatype(kind))
+COMMON_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "PTR", "CAA")
+RCODES: tuple[str, ...] = tuple(code.name for code in dns.rcode.Rcode)
 
 
 # --- option converters ------------------------------------------------------
@@ -37,26 +48,31 @@ def _to_query_name(value: Any) -> str:
     text = to_str(value).strip()
     if not text:
         raise ValueError("must not be empty")
-    encode_name(text)  # raises ValueError saying what is wrong
+    parse_name(text)  # raises ValueError saying what is wrong
     return text
 
 
 def _to_record_type(value: Any) -> str:
+    """A type name as dnspython spells it ("aaaa" -> "AAAA", "TYPE65280" stays)."""
     text = to_str(value).strip().upper()
-    if text not in QUERY_TYPES:
-        raise ValueError(f"unknown record type {value!r}{_hint(text, QUERY_TYPES)}")
-    return text
+    examples = f" (e.g. {', '.join(COMMON_TYPES)})"
+    try:
+        code = dns.rdatatype.from_text(text)
+    except dns.rdatatype.UnknownRdatatype:
+        raise ValueError(f"unknown record type {value!r}"
+                         f"{did_you_mean(text, RECORD_TYPES) or examples}") from None
+    if dns.rdatatype.is_metatype(code):
+        raise ValueError(f"{text} is a query meta-type, not a record type{examples}")
+    return dns.rdatatype.to_text(code)
 
 
 def _to_rcode(value: Any) -> str:
     text = to_str(value).strip().upper()
-    if text not in RCODE_VALUES:
-        raise ValueError(f"unknown rcode {value!r}{_hint(text, tuple(RCODE_VALUES))}")
-    return text
-
-
-def _hint(word: str, choices: tuple[str, ...]) -> str:
-    return did_you_mean(word, choices) or f" (one of {', '.join(choices)})"
+    try:
+        return rcode_name(dns.rcode.from_text(text))
+    except dns.rcode.UnknownRcode:
+        hint = did_you_mean(text, RCODES) or f" (one of {', '.join(RCODES)})"
+        raise ValueError(f"unknown rcode {value!r}{hint}") from None
 
 
 def _to_server(value: Any) -> str:
@@ -120,7 +136,9 @@ def system_nameserver(path: Path = RESOLV_CONF) -> str:
 @dataclass(frozen=True, kw_only=True)
 class DnsOptions:
     query_name: str = option(convert=_to_query_name, doc="the name to resolve")
-    record_type: str = option("A", convert=_to_record_type, doc=", ".join(QUERY_TYPES))
+    record_type: str = option("A", convert=_to_record_type,
+                              doc=", ".join(COMMON_TYPES) + " or any type dnspython knows "
+                                  "(HTTPS, TLSA, DS, ...), or TYPEnnn")
     server: str = option("", convert=_to_server,
                          doc='"host", "host:port" or "[v6]:port"; empty = first nameserver '
                              'in /etc/resolv.conf')
@@ -143,6 +161,12 @@ class DnsOptions:
 class DnsProbe(Probe):
     kind = "dns"
     Options = DnsOptions
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.question = make_question(parse_name(self.query_name),
+                                      dns.rdatatype.from_text(self.options.record_type),
+                                      edns=self.options.edns)
 
     @classmethod
     def check_options(cls, options: DnsOptions) -> list[tuple[str, str]]:
@@ -192,23 +216,23 @@ class DnsProbe(Probe):
     async def run(self, timer: PhaseTimer, ctx: ProbeContext) -> Outcome:
         host, port = self.server()
         where = net.host_port(host, port)
-        query = make_query(self.query_name, self.options.record_type, edns=self.options.edns)
+        qid = secrets.randbits(16)  # one id for every resend and the TCP retry
         with timer.phase("dns"):
-            response, transport = await self._exchange(host, port, query, where)
+            reply, transport = await self._exchange(host, port, qid, where)
         details = {"server": where, "transport": transport}
-        return self._judge(response, timer.phases["dns"], details)
+        return self._judge(reply, timer.phases["dns"], details)
 
-    async def _exchange(self, host: str, port: int, query: Query,
-                        where: str) -> tuple[Message, str]:
+    async def _exchange(self, host: str, port: int, qid: int,
+                        where: str) -> tuple[Reply, str]:
         transport = self.options.transport
         try:
             if transport == "udp":
-                response = await udp_exchange(host, port, query)
-                if not response.truncated:
-                    return response, "udp"
+                reply = await udp_exchange(host, port, self.question, qid)
+                if not reply.truncated:
+                    return reply, "udp"
                 transport = "tcp"  # the full answer needs TCP (RFC 7766)
-            return await tcp_exchange(host, port, query), transport
-        except MalformedMessage as exc:
+            return await tcp_exchange(host, port, self.question, qid), transport
+        except MalformedReply as exc:
             raise ProbeFailure(f"malformed DNS response: {exc}",
                                details={"server": where}) from None
         except asyncio.IncompleteReadError as exc:
@@ -220,26 +244,25 @@ class DnsProbe(Probe):
             raise ProbeFailure(_network_reason(exc, where, transport, self.options.transport),
                                details={"server": where}) from None
 
-    def _judge(self, response: Message, latency: float, details: dict[str, Any]) -> Outcome:
-        opts = self.options
-        wanted = TYPES[opts.record_type]
-        answers = [r.data for r in response.answers if r.rtype == wanted]
-        aliases = [r.data for r in response.answers
-                   if r.rtype == TYPES["CNAME"] and wanted != TYPES["CNAME"]]
-        details.update(rcode=response.rcode_name, answers=answers, flags=response.flag_names,
-                       ttl=min((r.ttl for r in response.answers), default=None))
+    def _judge(self, reply: Reply, latency: float, details: dict[str, Any]) -> Outcome:
+        wanted = self.question.rdtype
+        answers = [a.text for a in reply.answers if a.rdtype == wanted]
+        aliases = [a.text for a in reply.answers
+                   if a.rdtype == dns.rdatatype.CNAME and wanted != dns.rdatatype.CNAME]
+        details.update(rcode=reply.rcode_name, answers=answers, flags=reply.flag_names,
+                       ttl=min((a.ttl for a in reply.answers), default=None))
         if aliases:
             details["cnames"] = aliases
-        reason = self._problem(response, answers, aliases)
+        reason = self._problem(reply, answers, aliases)
         return Outcome(ok=reason is None, reason=reason, latency_ms=latency, details=details)
 
-    def _problem(self, response: Message, answers: list[str], aliases: list[str]) -> str | None:
+    def _problem(self, reply: Reply, answers: list[str], aliases: list[str]) -> str | None:
         opts = self.options
         name, rtype = self.query_name, opts.record_type
-        if response.rcode_name != opts.expect_rcode:
-            if response.rcode_name == "NXDOMAIN" and opts.expect_rcode == "NOERROR":
+        if reply.rcode_name != opts.expect_rcode:
+            if reply.rcode_name == "NXDOMAIN" and opts.expect_rcode == "NOERROR":
                 return f"NXDOMAIN: {name} does not exist"
-            return f"expected {opts.expect_rcode}, got {response.rcode_name}"
+            return f"expected {opts.expect_rcode}, got {reply.rcode_name}"
         least = opts.min_answers
         if least is None:
             least = 1 if opts.expect_rcode == "NOERROR" else 0
@@ -255,95 +278,6 @@ class DnsProbe(Probe):
         if pattern is not None and not any(pattern.search(got) for got in seen):
             return f"no answer matches /{pattern.pattern}/ (got {_listing(seen)})"
         return None
-
-
-# --- transports -------------------------------------------------------------
-
-def accept(query: Query, data: bytes) -> Message | None:
-    """The response to `query` in `data`; None for someone else's answer.
-
-    Unparseable bytes fail at once (the server is not speaking DNS), but a
-    well-formed message with another id is a late answer to an earlier query
-    and is ignored, as resolvers do.
-    """
-    response = parse_message(data)
-    if response.id != query.id:
-        return None
-    if not response.is_response:
-        raise MalformedMessage("the QR bit is clear: this is a query, not an answer "
-                               "(is the server echoing?)")
-    if response.questions:
-        asked = response.questions[0]
-        if asked.name.lower() != query.name or asked.qtype != query.qtype:
-            raise MalformedMessage(f"the answer is for {asked.name} type {asked.qtype}, "
-                                   f"not {query.name} type {query.qtype}")
-    return response
-
-
-class _UdpClient(asyncio.DatagramProtocol):
-    def __init__(self, query: Query, answer: asyncio.Future[Message]) -> None:
-        self.query = query
-        self.answer = answer
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.answer.done():
-            return
-        try:
-            response = accept(self.query, data)
-        except MalformedMessage as exc:
-            self.answer.set_exception(exc)
-            return
-        if response is not None:
-            self.answer.set_result(response)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable arrives here as ConnectionRefusedError.
-        if not self.answer.done():
-            self.answer.set_exception(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(exc or ConnectionError("UDP socket closed"))
-
-
-async def udp_exchange(host: str, port: int, query: Query) -> Message:
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Message] = loop.create_future()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _UdpClient(query, answer), remote_addr=(host, port))
-    try:
-        wait = RESEND_AFTER
-        while True:
-            transport.sendto(query.wire)
-            done, _ = await asyncio.wait({answer}, timeout=wait)
-            if done:
-                return answer.result()
-            wait *= 2
-    finally:
-        transport.close()
-        _settle(answer)
-
-
-async def tcp_exchange(host: str, port: int, query: Query) -> Message:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(len(query.wire).to_bytes(2, "big") + query.wire)
-        await writer.drain()
-        while True:  # a well-formed answer with another id is skipped, as over UDP
-            size = int.from_bytes(await reader.readexactly(2), "big")
-            response = accept(query, await reader.readexactly(size))
-            if response is not None:
-                return response
-    finally:
-        writer.close()
-
-
-def _settle(future: asyncio.Future[Message]) -> None:
-    """Leave no pending future or unretrieved exception behind on cancellation."""
-    if not future.done():
-        future.cancel()
-    elif not future.cancelled():
-        future.exception()
 
 
 # --- helpers ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A tiny authoritative DNS responder on loopback, UDP and TCP on one port.
 
-Written independently of monitor.probes.dnswire (its own packing, its own name
-compression) so the probe's parser is tested against a second implementation.
+Written independently of the probe's parser (dnspython): its own packing, its
+own name compression, so the probe is tested against a second implementation.
 
     responder = DnsResponder({"example.org": {"A": ["192.0.2.1"]}})
     await responder.start()          # responder.address == "127.0.0.1:PORT"
@@ -12,7 +12,13 @@ Modes: normal, nxdomain, servfail, refused, silent (never answers), garbage
 (bytes that are not DNS), wrong_id (a well-formed answer with another id, then
 the right one), truncated (UDP answers carry TC and no records; TCP answers
 fully), slow (answers after `delay` seconds), echo (sends the query back),
-hangup (TCP closes the connection without answering; UDP stays silent).
+hangup (TCP closes the connection without answering; UDP stays silent),
+trailing (a good answer with junk bytes after it).
+Hostile modes answer with `hostile_records` records built to make a parser
+burn CPU: pointer_chains (~64 KB; names at the end of a long chain of backward
+compression pointers), long_names (names within every pointer rule that all
+decompress to 127 labels), truncated_pointer_chains (UDP answers carry TC,
+TCP answers are pointer_chains).
 With tcp=False only UDP is served, so TCP finds nothing listening.
 """
 
@@ -26,7 +32,8 @@ from dataclasses import dataclass, field
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
           "AAAA": 28, "SRV": 33, "CAA": 257}
 MODES = ("normal", "nxdomain", "servfail", "refused", "silent", "garbage", "wrong_id",
-         "truncated", "slow", "echo", "hangup")
+         "truncated", "slow", "echo", "hangup", "trailing", "pointer_chains", "long_names",
+         "truncated_pointer_chains")
 # Zone: {"name": {"TYPE": [rdata text, ...]}}; a TXT value may be a tuple of strings.
 Zone = dict[str, dict[str, list]]
 
@@ -51,13 +58,14 @@ class DnsResponder:
     delay: float = 0.5
     port: int = 0
     tcp: bool = True
+    hostile_records: int = 400   # records in a hostile mode's answer
     queries: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._writers: dict[asyncio.StreamWriter, asyncio.Task] = {}
 
     @property
     def address(self) -> str:
@@ -83,8 +91,12 @@ class DnsResponder:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+        # A closed connection ends its handler; cancelling it instead would have
+        # asyncio (3.11) log the CancelledError when the test's loop closes.
         for writer in list(self._writers):
             writer.close()
+        if self._writers:
+            await asyncio.wait(set(self._writers.values()), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -104,9 +116,16 @@ class DnsResponder:
         if self.mode == "garbage":
             # our id, then a header promising 300 questions that are not there
             return [query[:2] + b"\x81\x80\x01\x2c\x00\x00" + b"not dns at all"]
+        if self.mode == "pointer_chains" or (
+                self.mode == "truncated_pointer_chains" and transport == "tcp"):
+            return [pointer_chain_reply(query, records=self.hostile_records)]
+        if self.mode == "long_names":
+            return [long_name_reply(query, records=self.hostile_records)]
         answer = self.answer(query, seen, transport)
         if self.mode == "wrong_id":
             return [struct.pack("!H", seen.id ^ 0x5A5A) + answer[2:], answer]
+        if self.mode == "trailing":
+            return [answer + b"junk"]
         return [answer]
 
     def answer(self, query: bytes, seen: Seen, transport: str) -> bytes:
@@ -115,7 +134,7 @@ class DnsResponder:
         records: list[tuple[str, str, object]] = []
         if rcode == 0:
             records, rcode = self.lookup(seen.name, seen.qtype)
-        truncated = self.mode == "truncated" and transport == "udp"
+        truncated = self.mode in ("truncated", "truncated_pointer_chains") and transport == "udp"
         if truncated:
             records = []
         # QR, AA, RD copied, RA, rcode, and TC when truncating
@@ -150,7 +169,7 @@ class DnsResponder:
     # --- transports -----------------------------------------------------------
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        self._writers[writer] = asyncio.current_task()  # type: ignore[assignment]
         try:
             while True:
                 size = struct.unpack("!H", await reader.readexactly(2))[0]
@@ -166,7 +185,7 @@ class DnsResponder:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self._writers.discard(writer)
+            self._writers.pop(writer, None)
             writer.close()
 
     def send_later(self, transport: asyncio.DatagramTransport, query: bytes, addr: object) -> None:
@@ -219,6 +238,54 @@ def _parse_query(query: bytes, transport: str) -> Seen | None:
         pos += 1 + query[pos]
     qtype = struct.unpack("!H", query[end - 4:end - 2])[0]
     return Seen(transport, qid, flags, ".".join(labels).lower(), qtype, arcount > 0)
+
+
+# --- hostile answers -----------------------------------------------------------
+
+def pointer_chain_reply(query: bytes, size: int = 65_000, records: int = 400) -> bytes:
+    """About `size` bytes answering `query`: first a record of an unknown type
+    whose data is a chain of compression pointers, each pointing at the one
+    before it and the first at a root label, filling the first 16 KB (as far
+    as a pointer reaches); then `records` TXT records whose owner names point
+    at the chain's far end, padded to `size`. Every pointer points backwards,
+    so only a cap on a chain's length saves a parser from walking the whole
+    chain for every record."""
+    question = query[12:_question_end(query)]
+    body = bytearray(question)
+    body += b"\x00" + struct.pack("!HHIH", 0xFF00, 1, 300, 0)  # data length set below
+    length_at = len(body) - 2
+    chain_start = 12 + len(body)
+    chain = bytearray(b"\x00")
+    while chain_start + len(chain) + 2 <= 0x3FFF:
+        previous = chain_start + (len(chain) - 2 if len(chain) > 1 else 0)
+        chain += struct.pack("!H", 0xC000 | previous)
+    far_end = chain_start + len(chain) - 2
+    body[length_at:length_at + 2] = struct.pack("!H", len(chain))
+    body += chain
+    text_size = min(255, max(1, (size - 12 - len(body)) // records - 13))
+    for _ in range(records):
+        body += struct.pack("!HHHIHB", 0xC000 | far_end, 16, 1, 300, text_size + 1, text_size)
+        body += b"x" * text_size
+    header = struct.pack("!HHHHHH", int.from_bytes(query[:2], "big"), 0x8180, 1, 1 + records,
+                         0, 0)
+    return header + bytes(body)
+
+
+def long_name_reply(query: bytes, records: int = 400) -> bytes:
+    """`query` answered with `records` NS records whose owner and data both
+    point at one name of 127 one-letter labels: every pointer rule holds, but
+    the names decompress to ~100,000 labels."""
+    question = query[12:_question_end(query)]
+    body = bytearray(question)
+    name = b"\x01a" * 126 + b"\x00"
+    body += b"\x00" + struct.pack("!HHIH", 0xFF00, 1, 300, len(name))
+    pointer = struct.pack("!H", 0xC000 | (12 + len(body)))
+    body += name
+    for _ in range(records):
+        body += pointer + struct.pack("!HHIH", 2, 1, 300, 2) + pointer
+    header = struct.pack("!HHHHHH", int.from_bytes(query[:2], "big"), 0x8180, 1, 1 + records,
+                         0, 0)
+    return header + bytes(body)
 
 
 class _NameWriter:
