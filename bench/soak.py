@@ -116,6 +116,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+HOST = "127.0.0.1"   # every target is on loopback
 CATEGORIES = ("healthy", "failing", "hanging", "flapping")
 KINDS = (("http", 60), ("tcp", 30), ("dns", 10))   # % of each behaviour
 HEALTHY_DELAY_S = 0.003
@@ -203,7 +204,7 @@ def server_main(args: argparse.Namespace) -> int:
                                handler_cancellation=True)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((eb.HOST, 0))
+        sock.bind((HOST, 0))
         sock.setblocking(False)
         await web.SockSite(runner, sock, backlog=4096).start()
         http_port = sock.getsockname()[1]
@@ -233,7 +234,7 @@ def server_main(args: argparse.Namespace) -> int:
                 return False               # peer hung up: close our side
 
         async def listen(act: Any) -> tuple[asyncio.AbstractServer, int]:
-            server = await loop.create_server(lambda: Behaviour(act), eb.HOST, 0, backlog=4096)
+            server = await loop.create_server(lambda: Behaviour(act), HOST, 0, backlog=4096)
             return server, server.sockets[0].getsockname()[1]
 
         servers: list[asyncio.AbstractServer] = []
@@ -249,7 +250,7 @@ def server_main(args: argparse.Namespace) -> int:
             servers.append(server)
             ports["flapping"].append(port)
         closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)   # bound, never listening:
-        closed.bind((eb.HOST, 0))                                    # connections are refused
+        closed.bind((HOST, 0))                                    # connections are refused
         ports["closed"] = closed.getsockname()[1]
 
         responders: dict[str, Any] = {}
@@ -372,7 +373,7 @@ def plan_targets(count: int, mix: list[int], dns: bool) -> list[tuple[str, str, 
 
 def config_text(plan: list[tuple[str, str, int]], ports: dict[str, Any],
                 args: argparse.Namespace) -> str:
-    host = eb.HOST
+    host = HOST
     lines = ["# bench/soak.py: generated, loopback only", "[settings]",
              f'interval = "{args.interval:g}s"', f'timeout = "{args.timeout:g}s"',
              f"history = {args.history}", ""]
