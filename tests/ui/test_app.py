@@ -365,3 +365,20 @@ def test_detail_values_read_as_words():
     from monitor.ui.screens.detail import _shown
     assert _shown([0.051, None, 0.06]) == "0.051, lost, 0.06"   # ICMP echoes in send order
     assert _shown([]) == "—" and _shown(3) == "3"
+
+
+async def test_detail_config_panel_never_shows_a_password(config_file: Path):
+    text = config_file.read_text().replace(
+        'url = "https://shop.example.test/checkout"',
+        'url = "https://alice:pw-in-url@shop.example.test/checkout"\n'
+        'username = "bob"\npassword = "pw-literal"  # kept out of sight')
+    app = make_app(config_file, text)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_board(app, pilot)
+        select(app, "checkout")
+        await pilot.press("enter")
+        await screen_ready(pilot, DetailScreen)
+        config_text = text_of(app.screen.query_one("#config"))
+        assert "alice:***@shop.example.test" in config_text
+        assert 'password = "***"  # kept out of sight' in config_text
+        assert "pw-in-url" not in config_text and "pw-literal" not in config_text

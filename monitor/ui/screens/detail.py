@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.table import Table
 from rich.text import Text
 from textual import events
@@ -14,6 +16,7 @@ from textual.widgets import Footer, Static
 from monitor.config.durations import format_duration
 from monitor.engine.board import TargetView
 from monitor.probes.base import PHASES
+from monitor.probes.text import printable, redact_url
 from monitor.ui import format as fmt
 from monitor.ui.widgets.chart import LatencyChart
 
@@ -192,13 +195,24 @@ class DetailScreen(Screen[None]):
             block.append(line)
         while block and not block[-1].strip():
             block.pop()
-        return Text(f"# {path.name}:{view.target.line}\n" + "\n".join(block))
+        shown = "\n".join(printable(_hide_password(line)) for line in block)
+        return Text(f"# {path.name}:{view.target.line}\n" + shown)
 
     def action_probe_now(self) -> None:
         self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
 
     def action_pause(self) -> None:
         self.app.action_pause(self.target_name)  # type: ignore[attr-defined]
+
+
+# `password = "literal"` (a ${VAR} shows only its name already)
+_PASSWORD_VALUE = re.compile(r'^(\s*password\s*=\s*)(["\'])(?!\$\{)(.*)\2')
+
+
+def _hide_password(line: str) -> str:
+    """A config line as it may be shown: URL passwords and literal
+    `password` values replaced by ***."""
+    return _PASSWORD_VALUE.sub(r"\1\2***\2", redact_url(line))
 
 
 def _shown(value: object) -> str:
