@@ -74,6 +74,8 @@ async def one_run(path: Path, targets: int, seconds: int, idle: bool, samples: i
             for i in range(per_step):
                 result((step * per_step + i) % targets + 1, NOW - clock[0])   # just now
             clock[0] += 1 / steps_per_second
+            if step % steps_per_second == 0:   # a live engine reports once a second
+                engine.stats()
             app.flush()
             await pilot.pause()
         return 1000 * (time.process_time() - started) / seconds
