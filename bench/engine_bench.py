@@ -235,6 +235,7 @@ async def _measure(args: argparse.Namespace, window: Window, profile: Any,
 
 async def engine_client(args: argparse.Namespace, profile: Any) -> dict[str, Any]:
     from monitor.config import parse_config
+    from monitor.engine.heap import settle
     from monitor.engine.scheduler import Engine
 
     lines = ['[settings]', 'interval = "1s"', 'timeout = "900ms"', '']
@@ -248,6 +249,7 @@ async def engine_client(args: argparse.Namespace, profile: Any) -> dict[str, Any
 
     engine = Engine(config, on_result=on_result)
     await engine.start()
+    settle()   # as the CLI's hosts do: history that accumulates later is not frozen
     if args.prefill:   # before any probe task has run: no await since start()
         _prefill(engine)
     try:

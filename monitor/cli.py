@@ -219,6 +219,7 @@ async def _run_headless(config: Config, as_json: bool, record: str | None,
     from monitor.engine.record import open_recorder
     from monitor.engine.scheduler import Engine
     from monitor.engine.client import report_stats
+    from monitor.engine.heap import settle as settle_heap
     from monitor.output import (dropped_event, dropped_line, encode_lines, json_line,
                                 result_line, stats_event, transition_line, use_colour)
 
@@ -270,6 +271,7 @@ async def _run_headless(config: Config, as_json: bool, record: str | None,
             _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
                  "Ctrl-C to stop")
         await engine.start()
+        settle_heap()
         def on_stats(stats: Any) -> None:
             out.emit(stats_event(stats, len(asyncio.all_tasks()), out.dropped,
                                  engine.out_of_files))

@@ -22,6 +22,7 @@ from typing import Any
 
 from monitor.config import Config, ConfigError, load_config
 from monitor.engine.client import PARENT_ENV, STATS_EVERY, EngineStats, report_stats
+from monitor.engine.heap import settle as settle_heap
 from monitor.engine.outbox import Outbox, open_stdout
 from monitor.engine.record import open_recorder
 from monitor.engine.scheduler import Engine
@@ -107,6 +108,7 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     await engine.start()
+    settle_heap()
     emit(("ready",))
     stopped = asyncio.create_task(stop.wait())
     # Each of these runs for the worker's whole life: whichever ends first,
