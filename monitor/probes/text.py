@@ -52,20 +52,43 @@ def shown(text: str, secrets: dict[str, str]) -> str:
 def shown_value(value: Any, secrets: dict[str, str]) -> Any:
     """`value` with `shown` applied to every string in it (dict keys too), for
     a result's details; returns the very same object when nothing changes, so
-    the common clean result costs no copies."""
-    if isinstance(value, str):
+    the common clean result costs no copies. Runs for every result: clean
+    strings are recognised without a call, containers only are recursed into."""
+    kind = type(value)
+    if kind is str:
         return shown(value, secrets)
-    if isinstance(value, dict):
-        pairs = [(shown_value(k, secrets), shown_value(v, secrets)) for k, v in value.items()]
-        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items())):
-            return value
-        return dict(pairs)
-    if isinstance(value, (list, tuple)):
-        items = [shown_value(v, secrets) for v in value]
+    if kind is dict:
+        copy: dict[Any, Any] | None = None
+        for key, item in value.items():
+            new_key, new_item = key, item
+            if type(key) is str and not _clean(key, secrets):
+                new_key = shown(key, secrets)
+            item_kind = type(item)
+            if item_kind is str:
+                if not _clean(item, secrets):
+                    new_item = shown(item, secrets)
+            elif item_kind is dict or item_kind is list or item_kind is tuple:
+                new_item = shown_value(item, secrets)
+            if copy is None and (new_key is not key or new_item is not item):
+                copy = {}
+                for done_key, done_item in value.items():   # the clean ones before this
+                    if done_key is key:
+                        break
+                    copy[done_key] = done_item
+            if copy is not None:
+                copy[new_key] = new_item
+        return value if copy is None else copy
+    if kind is list or kind is tuple:
+        items = [shown_value(item, secrets) for item in value]
         if all(a is b for a, b in zip(items, value)):
             return value
-        return tuple(items) if isinstance(value, tuple) else items
+        return tuple(items) if kind is tuple else items
     return value
+
+
+def _clean(text: str, secrets: dict[str, str]) -> bool:
+    """True when `shown` would return `text` unchanged, cheaply for the usual case."""
+    return text.isprintable() and not secrets and "@" not in text
 
 
 def redact_url(url: str) -> str:

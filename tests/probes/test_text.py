@@ -103,3 +103,26 @@ async def test_url_password_from_env_never_appears_in_a_result() -> None:
     everything = json_line(result.to_json()) + result_table([result]) + target.display_target
     assert secret not in everything
     assert "alice:***@" in result.target
+
+
+def _reference(value, secrets):   # the plain definition shown_value must agree with
+    from monitor.probes.text import shown
+    if isinstance(value, str):
+        return shown(value, secrets)
+    if isinstance(value, dict):
+        return {_reference(k, secrets): _reference(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_reference(v, secrets) for v in value)
+    return value
+
+
+_details = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=4),
+    max_leaves=20)
+
+
+@given(_details, st.sampled_from([{}, {"s3cret": "PASS"}]))
+def test_shown_value_agrees_with_its_plain_definition(value, secrets) -> None:
+    assert shown_value(value, secrets) == _reference(value, secrets)
