@@ -11,7 +11,8 @@ probe).
   of its probes: a 1 s and a 60 s target both stretch by the same factor,
   instead of the short intervals absorbing the whole deficit (what skipping
   each target to "now" does). The slip never winds back, so when the load
-  falls the schedule runs on from where it is, with no burst of catching up.
+  falls the schedule runs on from where it is: what is caught up is at most
+  the SLIP_AFTER a start may already have been waiting, never the backlog.
 - It also keeps how late starts were against the schedule as it stood when
   each was set (`behind_s`, the 95th percentile over the last window) and how
   many probes were skipped (`skips_per_min`): what "behind" means to a reader.

@@ -256,7 +256,8 @@ class Engine:
         due = pace.clock(first)   # due times are on the schedule's clock
         rt.slip_seen = pace.slip
         while True:
-            woken = await self._wait(rt, due)
+            start_due = await self._wait(rt, due)
+            woken = start_due is None
             while rt.tracker.state is State.PAUSED:
                 rt.wake.clear()
                 await rt.wake.sleep_until(None)
@@ -264,7 +265,10 @@ class Engine:
             if woken:   # on demand: its schedule starts again from now, owing nothing
                 due = pace.clock(loop.time())
                 rt.slip_seen = pace.slip
-            late = await self._probe(rt, recheck=False, due=None if woken else due)
+            scheduled = None if woken else start_due
+            late = await self._probe(rt, recheck=False, due=scheduled)
+            if scheduled is not None:   # late against `due`: a batchable start waits for the grid
+                late += scheduled - due
             while self.settings.recheck and rt.tracker.confirming_down:
                 await asyncio.sleep(self.settings.recheck_delay)
                 if rt.tracker.state is State.PAUSED:
@@ -272,8 +276,7 @@ class Engine:
                 await self._probe(rt, recheck=True)
             interval = rt.target.interval
             due += interval
-            # Starts its own probe (and rechecks) ran over are skipped; it may
-            # start as late as this start was, and no later.
+            # starts its own probe (and rechecks) ran over are skipped: no later than this one
             floor = pace.clock(loop.time()) - late
             if due < floor:
                 missed = int((floor - due) // interval) + 1
@@ -282,8 +285,7 @@ class Engine:
             self._count_slip(rt, interval)
 
     def _count_slip(self, rt: _Runtime, interval: float) -> None:
-        """The schedule's slip since this target last looked, in whole
-        intervals, counted as its skips (the rest carried over)."""
+        """The schedule's slip since this target last looked: whole intervals are skips."""
         slip = self._pace.slip
         if slip != rt.slip_seen:
             rt.slip_owed += slip - rt.slip_seen
@@ -313,30 +315,28 @@ class Engine:
             self._grid_prune_at = max(1024, 2 * len(self._grid_load))
         return point
 
-    async def _wait(self, rt: _Runtime, due: float) -> bool:
-        """Sleep until the schedule's clock reaches `due`; True if woken early
-        by probe-now or resume.
-
-        The schedule may slip while a target sleeps, moving its due time on:
-        it sleeps again, until within a small allowance of it. (Each sleep
-        covers only the time left when it began, so with no allowance a long
-        interval would wake many times over while the schedule slips.)
-        """
+    async def _wait(self, rt: _Runtime, due: float) -> float | None:
+        """Sleep until the schedule's clock reaches `due`; when this start is
+        due (a batchable one's grid point), or None if woken by probe-now or
+        resume. A schedule that slipped meanwhile moved `due` on: sleep again,
+        unless within an allowance (each sleep covers only the time left at its
+        start, so without one a long interval would wake over and over)."""
         loop = asyncio.get_running_loop()
         pace = self._pace
         allowance = min(pace.slip_after, rt.target.interval / 8)
         batched = rt.probe.batchable
         wake_at = due + pace.slip
         while True:
+            planned = wake_at
             if batched:
-                wake_at = self._book_grid_point(wake_at)
+                wake_at = self._book_grid_point(planned)
             if await rt.wake.sleep_until(wake_at):
-                return True
+                return None
             now = loop.time()
             left = due + pace.slip - now
             if left <= allowance:
                 self._lateness.append(max(0.0, now - wake_at))
-                return False
+                return due + (wake_at - planned)   # a batchable start is due at its grid point
             wake_at = now + left
 
     async def _probe(self, rt: _Runtime, recheck: bool, due: float | None = None) -> float:

@@ -108,3 +108,14 @@ def test_behind_is_said_once_each_way_and_not_every_flap():
     assert watch.update(0.2, 3.0) is False
     assert watch.update(2.0, 4.0) is None    # behind again within the minute: quiet
     assert watch.update(2.0, 61.0) is True
+
+
+async def test_waiting_for_the_batch_grid_is_not_being_behind(control_server, monkeypatch):
+    """Batchable probes (ICMP) start on a 250 ms grid on purpose: not late."""
+    from monitor.probes.http import HttpProbe
+
+    monkeypatch.setattr(HttpProbe, "batchable", True)
+    config = fleet(control_server, {"t": (10, "300ms")}, concurrency=10)
+    engine, got = await run_engine(config, 1.5)
+    assert len(got.results) >= 30
+    assert engine.behind_s() < 0.05 and engine.skips() == 0
