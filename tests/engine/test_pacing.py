@@ -31,7 +31,8 @@ def fleet(server, groups: dict[str, tuple[int, str]], concurrency: int):
 async def test_demand_five_times_capacity_stretches_every_target_alike(control_server):
     # 40 targets every 200 ms want 200 probes/s; 2 slots of 50 ms give 40
     config = fleet(control_server, {"t": (40, "200ms")}, concurrency=2)
-    engine, got = await run_engine(config, 4.0)
+    # four rounds' worth, however long a busy machine takes (bounded)
+    engine, got = await run_engine(config, 15.0, until=lambda g: len(g.results) >= 160)
     counts = Counter(r.name for r in got.results)
     per_target = [counts[f"t{i}"] for i in range(40)]
     assert min(per_target) >= 3, per_target
@@ -51,7 +52,7 @@ async def test_short_and_long_intervals_stretch_by_the_same_factor(control_serve
     first served queue) gives the long ones nearly the same count instead."""
     config = fleet(control_server, {"short": (30, "200ms"), "long": (10, "600ms")},
                    concurrency=4)
-    engine, got = await run_engine(config, 5.0)
+    engine, got = await run_engine(config, 15.0, until=lambda g: len(g.results) >= 350)
     counts = Counter(r.name for r in got.results)
     short = mean(counts[f"short{i}"] for i in range(30))
     long = mean(counts[f"long{i}"] for i in range(10))
@@ -63,7 +64,8 @@ async def test_a_healthy_engine_is_not_behind(control_server):
     config = fleet(control_server, {"t": (10, "200ms")}, concurrency=10)
     engine, got = await run_engine(config, 1.5)
     assert len(got.results) >= 50
-    assert engine.behind_s() < 0.05 and engine.skips() == 0 and engine.skips_per_min() == 0
+    assert engine.behind_s() < BEHIND_SHOWN / 5
+    assert engine.skips() == 0 and engine.skips_per_min() == 0
     assert engine._pace.slip == 0
 
 
