@@ -193,6 +193,7 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
 
 
 HEADLESS_STATS_EVERY = 10.0   # seconds between `--json` stats events
+BEHIND_CHECK_EVERY = 2.0      # seconds between text mode's looks at whether it is behind
 # A reader that stalls gets this much output held for it, then results are
 # dropped (and counted in the stream); about 2 s of results at 1,000 probes/s,
 # hours at a typical rate. State changes are held up to HEADLESS_HARD_LIMIT.
@@ -220,8 +221,10 @@ async def _run_headless(config: Config, as_json: bool, record: str | None,
     from monitor.engine.scheduler import Engine
     from monitor.engine.client import report_stats
     from monitor.engine.heap import settle as settle_heap
-    from monitor.output import (dropped_event, dropped_line, encode_lines, json_line,
-                                result_line, stats_event, transition_line, use_colour)
+    from monitor.engine.pacing import BehindWatch
+    from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines,
+                                json_line, on_schedule_line, result_line, stats_event,
+                                transition_line, use_colour)
 
     colour = sys.stdout is not None and use_colour(sys.stdout)
     stop = asyncio.Event()
@@ -272,12 +275,22 @@ async def _run_headless(config: Config, as_json: bool, record: str | None,
                  "Ctrl-C to stop")
         await engine.start()
         settle_heap()
+        watch = BehindWatch()
+
         def on_stats(stats: Any) -> None:
             out.emit(stats_event(stats, len(asyncio.all_tasks()), out.dropped,
                                  engine.out_of_files))
 
-        reporter = (asyncio.create_task(report_stats(engine, stats_every, on_stats))
-                    if as_json and stats_every > 0 else None)
+        def on_behind(stats: Any) -> None:   # text mode: a line when it starts and stops
+            news = watch.update(stats.behind_s, loop.time())
+            if news is not None:
+                _say(behind_line(stats, engine.concurrency) if news else on_schedule_line())
+
+        if as_json:
+            reporter = (asyncio.create_task(report_stats(engine, stats_every, on_stats))
+                        if stats_every > 0 else None)
+        else:
+            reporter = asyncio.create_task(report_stats(engine, BEHIND_CHECK_EVERY, on_behind))
         try:
             await stop.wait()
         finally:

@@ -90,14 +90,35 @@ def dropped_event(results: int, transitions: int) -> str:
 
 def stats_event(stats: Any, tasks: int, dropped: int, out_of_files: int) -> str:
     """`run --headless --json`'s periodic account of the monitor itself: its
-    probe rate, how late starts were, what it skipped or dropped, and its own
-    task count (flat in a healthy soak)."""
+    probe rate, how late starts were, how far behind its schedule runs, what it
+    skipped or dropped, and its own task count (flat in a healthy soak)."""
     return json_line({"event": "stats", "at": iso(datetime.now(UTC)),
                       "probes_total": stats.probes_total,
                       "probes_per_s": round(stats.probes_per_s, 2),
-                      "skips": stats.skips, "lag_ms": round(stats.lag_ms, 3),
+                      "skips": stats.skips, "skips_per_min": round(stats.skips_per_min, 1),
+                      "behind_s": round(stats.behind_s, 3), "lag_ms": round(stats.lag_ms, 3),
                       "dropped_results": dropped, "out_of_files": out_of_files,
                       "tasks": tasks})
+
+
+def behind_text(behind_s: float, skips_per_min: float) -> str:
+    """"behind 2.3s, 140 skipped/min": the dashboard's words and the log's."""
+    shown = (f"{behind_s:.1f}s" if behind_s < 10 else f"{behind_s:.0f}s" if behind_s < 60
+             else format_duration(round(behind_s)))
+    return f"behind {shown}, {skips_per_min:.0f} skipped/min"
+
+
+def behind_line(stats: Any, concurrency: int) -> str:
+    """Said once, on stderr, when the monitor falls behind its schedule."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (f"{stamp}  monitor: {behind_text(stats.behind_s, stats.skips_per_min)}: more "
+            f"targets than it can probe (concurrency {concurrency}); every target's interval "
+            "is stretched alike. Raise concurrency or intervals, or split the targets")
+
+
+def on_schedule_line() -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp}  monitor: back on schedule"
 
 
 def dropped_line(results: int, transitions: int) -> str:

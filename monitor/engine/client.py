@@ -27,25 +27,18 @@ from monitor.engine.scheduler import Engine
 from monitor.engine.state import Transition
 from monitor.engine.wire import (
     MAX_COMMAND,
+    EngineStats,
     FrameReader,
     Message,
     WireError,
     command_line,
     result_from_message,
+    stats_from_message,
     transition_from_message,
 )
 
 STATS_EVERY = 1.0   # seconds between the engine's statistics: its sign of life
 PARENT_ENV = "MONITOR_ENGINE_PARENT"   # the worker's parent pid, for its orphan check
-
-
-@dataclass(slots=True)
-class EngineStats:
-    probes_total: int = 0
-    skips: int = 0
-    lag_ms: float = 0.0
-    probes_per_s: float = 0.0
-    dropped: int = 0          # results the engine process dropped while the UI was not reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +104,8 @@ class InProcessEngine:
 
 async def report_stats(engine: Engine, every: float,
                        callback: Callable[[EngineStats], None]) -> None:
-    """Every `every` seconds: totals, skips, lag and the probe rate since last time."""
+    """Every `every` seconds: totals, skips, lag, how far behind, and the
+    probe rate since last time."""
     loop = asyncio.get_running_loop()
     last_total, last_at = 0, loop.time()
     while True:
@@ -120,7 +114,8 @@ async def report_stats(engine: Engine, every: float,
         total = engine.probes_total
         rate = (total - last_total) / max(1e-9, now - last_at)
         last_total, last_at = total, now
-        callback(EngineStats(total, engine.skips(), engine.lag_ms(), rate))
+        callback(EngineStats(total, engine.skips(), engine.lag_ms(), rate,
+                             behind_s=engine.behind_s(), skips_per_min=engine.skips_per_min()))
 
 
 @dataclass(frozen=True)
@@ -292,7 +287,7 @@ class ProcessEngine:
         dispatch: dict[str, Callable[[Message], None]] = {
             "result": lambda m: listener.on_result(result_from_message(m)),
             "transition": lambda m: listener.on_transition(transition_from_message(m)),
-            "stats": lambda m: listener.on_stats(EngineStats(*m[1:6])),
+            "stats": lambda m: listener.on_stats(stats_from_message(m)),
             "error": lambda m: listener.on_error(m[1]),
         }
         stdout, frames, spoke = proc.stdout, FrameReader(), False

@@ -1,10 +1,13 @@
 """The engine: probes every target on its own schedule.
 
 - Interval is start-to-start; first starts are staggered across the interval.
-- A global semaphore caps probes in flight; the latency clock starts only
-  after a slot is acquired (inside `run_probe`).
-- One task per target, so a target never has two probes at once; a start
-  that could not happen on time (or a probe-now while busy) counts as a skip.
+- A global cap on probes in flight, granted earliest-due first; the latency
+  clock starts only after a slot is acquired (inside `run_probe`).
+- Due times are on the schedule's clock (`pacing.Pace`), which slips when the
+  monitor cannot keep up, so every interval stretches by the same factor.
+- One task per target, so a target never has two probes at once; a start the
+  slip or its own overrunning probe passed over (or a probe-now while busy)
+  counts as a skip.
 - A failure that is not yet confirmed is rechecked at once (after
   `recheck_delay`) rather than at the next interval.
 - Probes the kernel times (`Probe.batchable`: ICMP) start on a grid of
@@ -29,8 +32,10 @@ from monitor.config.model import Config, Settings, Target
 from monitor.engine.board import TargetView
 from monitor.engine.result import ProbeResult
 from monitor.engine.fdlimit import OutOfFiles, fit_concurrency
+from monitor.engine.pacing import Pace, SlotQueue
 from monitor.engine.runner import make_probe, not_probed, run_probe
 from monitor.engine.state import State, Tracker, Transition
+from monitor.engine.wake import Wake
 from monitor.probes.base import Probe, ProbeContext
 
 log = logging.getLogger(__name__)
@@ -47,57 +52,14 @@ TransitionCallback = Callable[[Transition], None]
 NoticeCallback = Callable[[str], None]
 
 
-class _Wake:
-    """A flag a target's task sleeps on until a deadline (probe-now, resume).
-
-    Cheaper than asyncio.timeout around Event.wait: a deadline that passes
-    resolves a future instead of cancelling the task, and the cancel path
-    was the engine's largest single cost at 100 probes/s.
-    """
-
-    __slots__ = ("_flag", "_waiter")
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def set(self) -> None:
-        self._flag = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def clear(self) -> None:
-        self._flag = False
-
-    async def sleep_until(self, when: float | None) -> bool:
-        """Sleep until loop time `when` (None: until set); True if set. Clears the flag."""
-        if not self._flag:
-            loop = asyncio.get_running_loop()
-            if when is None or when > loop.time():
-                waiter = self._waiter = loop.create_future()
-                alarm = loop.call_at(when, _expire, waiter) if when is not None else None
-                try:
-                    await waiter
-                finally:
-                    self._waiter = None
-                    if alarm is not None:
-                        alarm.cancel()
-        woken, self._flag = self._flag, False
-        return woken
-
-
 def on_grid(moment: float, slot: float = BATCH_SLOT) -> float:
     """The first grid point at or after `moment` (loop time)."""
     return math.ceil(moment / slot - 1e-9) * slot
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class _Runtime:
-    __slots__ = ("target", "probe", "tracker", "view", "task", "wake", "busy", "skips", "offset")
+    __slots__ = ("target", "probe", "tracker", "view", "task", "wake", "busy", "skips", "offset",
+                 "slip_seen", "slip_owed")
 
     def __init__(self, target: Target, view: TargetView, tracker: Tracker, offset: float) -> None:
         self.target = target
@@ -105,10 +67,12 @@ class _Runtime:
         self.view = view
         self.tracker = tracker
         self.task: asyncio.Task[None] | None = None
-        self.wake = _Wake()
+        self.wake = Wake()
         self.busy = False
         self.skips = 0
         self.offset = offset
+        self.slip_seen = 0.0   # the schedule's slip when this target last set its due time
+        self.slip_owed = 0.0   # slip not yet a whole interval: skips still to count
 
 
 class Engine:
@@ -130,7 +94,8 @@ class Engine:
         budget = fit_concurrency(self.settings.concurrency)
         self.concurrency = budget.concurrency
         self.notices: list[str] = [budget.notice] if budget.notice else []
-        self._slots = asyncio.Semaphore(self.concurrency)
+        self._slots = SlotQueue(self.concurrency)
+        self._pace = Pace(0.0)
         self.out_of_files = 0      # probes that found no free descriptor (retried)
         self._out_of_files_told = -NOTICE_EVERY
         self._lateness: deque[float] = deque(maxlen=512)
@@ -151,11 +116,20 @@ class Engine:
         return sum(rt.skips for rt in self._runtimes.values())
 
     def lag_ms(self) -> float:
-        """How late probes started, worst of the recent ones: the monitor's own lag."""
+        """How late the loop woke targets, worst of the recent ones: the monitor's own lag."""
         return max(self._lateness, default=0.0) * 1000.0
+
+    def behind_s(self) -> float:
+        """How late starts were against their schedule lately (95th percentile,
+        seconds): waiting for a slot, a late loop and the schedule's slip."""
+        return self._pace.behind_s(self._now())
+
+    def skips_per_min(self) -> float:
+        return self._pace.skips_per_min(self._now())
 
     async def start(self) -> None:
         self._running = True
+        self._pace = Pace(self._now())
         for notice in self.notices:
             self._emit(self._on_notice, notice)
         count = max(1, len(self._targets))
@@ -191,7 +165,7 @@ class Engine:
         """Probe at once; False (and a skip counted) if one is in flight or paused."""
         rt = self._runtimes[name]
         if rt.busy or rt.tracker.state is State.PAUSED:
-            rt.skips += 1
+            self._skip(rt, 1)
             return False
         rt.wake.set()
         return True
@@ -227,11 +201,13 @@ class Engine:
 
         async def one(target: Target) -> ProbeResult:
             for attempt in range(FD_RETRIES):
-                async with self._slots:
-                    try:
-                        return await run_probe(target, self._ctx)
-                    except OutOfFiles:
-                        self.out_of_files += 1
+                await self._slots.acquire(self._now())
+                try:
+                    return await run_probe(target, self._ctx)
+                except OutOfFiles:
+                    self.out_of_files += 1
+                finally:
+                    self._slots.release()
                 await asyncio.sleep(FD_RETRY_DELAY * (attempt + 1))
             return not_probed(target, "not probed: the monitor ran out of open files "
                                       "(raise ulimit -n or lower concurrency)")
@@ -276,31 +252,52 @@ class Engine:
 
     async def _run_target(self, rt: _Runtime, first: float) -> None:
         loop = asyncio.get_running_loop()
-        batched = rt.probe.batchable
-        due = first
+        pace = self._pace
+        due = pace.clock(first)   # due times are on the schedule's clock
+        rt.slip_seen = pace.slip
         while True:
-            wake_at = self._book_grid_point(due) if batched else due
-            woken = await self._wait(rt, wake_at)
+            start_due = await self._wait(rt, due)
+            woken = start_due is None
             while rt.tracker.state is State.PAUSED:
                 rt.wake.clear()
                 await rt.wake.sleep_until(None)
                 woken = True
-            start = loop.time()
-            if not woken:
-                self._lateness.append(max(0.0, start - wake_at))
-            await self._probe(rt, recheck=False)
+            if woken:   # on demand: its schedule starts again from now, owing nothing
+                due = pace.clock(loop.time())
+                rt.slip_seen = pace.slip
+            scheduled = None if woken else start_due
+            late = await self._probe(rt, recheck=False, due=scheduled)
+            if scheduled is not None:   # late against `due`: a batchable start waits for the grid
+                late += scheduled - due
             while self.settings.recheck and rt.tracker.confirming_down:
                 await asyncio.sleep(self.settings.recheck_delay)
                 if rt.tracker.state is State.PAUSED:
                     break
                 await self._probe(rt, recheck=True)
             interval = rt.target.interval
-            now = loop.time()
-            due = start + interval if woken else due + interval
-            if due <= now:
-                missed = int((now - due) // interval) + 1
-                rt.skips += missed
+            due += interval
+            # starts its own probe (and rechecks) ran over are skipped: no later than this one
+            floor = pace.clock(loop.time()) - late
+            if due < floor:
+                missed = int((floor - due) // interval) + 1
+                self._skip(rt, missed)
                 due += missed * interval
+            self._count_slip(rt, interval)
+
+    def _count_slip(self, rt: _Runtime, interval: float) -> None:
+        """The schedule's slip since this target last looked: whole intervals are skips."""
+        slip = self._pace.slip
+        if slip != rt.slip_seen:
+            rt.slip_owed += slip - rt.slip_seen
+            rt.slip_seen = slip
+            missed = int(rt.slip_owed // interval)
+            if missed:
+                rt.slip_owed -= missed * interval
+                self._skip(rt, missed)
+
+    def _skip(self, rt: _Runtime, count: int) -> None:
+        rt.skips += count
+        self._pace.skipped(count, self._now())
 
     def _book_grid_point(self, due: float) -> float:
         """When a batchable probe due at `due` starts: the grid point after it,
@@ -318,27 +315,58 @@ class Engine:
             self._grid_prune_at = max(1024, 2 * len(self._grid_load))
         return point
 
-    async def _wait(self, rt: _Runtime, due: float) -> bool:
-        """Sleep until `due`; True if woken early by probe-now or resume."""
-        return await rt.wake.sleep_until(due)
+    async def _wait(self, rt: _Runtime, due: float) -> float | None:
+        """Sleep until the schedule's clock reaches `due`; when this start is
+        due (a batchable one's grid point), or None if woken by probe-now or
+        resume. A schedule that slipped meanwhile moved `due` on: sleep again,
+        unless within an allowance (each sleep covers only the time left at its
+        start, so without one a long interval would wake over and over)."""
+        loop = asyncio.get_running_loop()
+        pace = self._pace
+        allowance = min(pace.slip_after, rt.target.interval / 8)
+        batched = rt.probe.batchable
+        wake_at = due + pace.slip
+        while True:
+            planned = wake_at
+            if batched:
+                wake_at = self._book_grid_point(planned)
+            if await rt.wake.sleep_until(wake_at):
+                return None
+            now = loop.time()
+            left = due + pace.slip - now
+            if left <= allowance:
+                self._lateness.append(max(0.0, now - wake_at))
+                return due + (wake_at - planned)   # a batchable start is due at its grid point
+            wake_at = now + left
 
-    async def _probe(self, rt: _Runtime, recheck: bool) -> None:
+    async def _probe(self, rt: _Runtime, recheck: bool, due: float | None = None) -> float:
+        """Probe once, within a slot. `due`: a scheduled start's due time on
+        the schedule's clock (None: a recheck or a probe on demand, queued as
+        due now). How late the start was, on that clock after any slip."""
+        pace = self._pace
+        late = 0.0
         for attempt in range(FD_RETRIES):
-            async with self._slots:
-                rt.busy = True
-                try:
-                    result = await run_probe(rt.target, self._ctx, rt.probe)
-                    break
-                except OutOfFiles as exc:
-                    self._ran_out_of_files(rt, exc)
-                finally:
-                    rt.busy = False
+            scheduled = due is not None and attempt == 0
+            await self._slots.acquire(due if scheduled else pace.clock(self._now()))
+            if scheduled:
+                now = self._now()
+                pace.started(now - (due + rt.slip_seen), now)   # against the due time it was given
+                late = pace.granted(due, now)
+            rt.busy = True
+            try:
+                result = await run_probe(rt.target, self._ctx, rt.probe)
+                break
+            except OutOfFiles as exc:
+                self._ran_out_of_files(rt, exc)
+            finally:
+                rt.busy = False
+                self._slots.release()
             await asyncio.sleep(FD_RETRY_DELAY * (attempt + 1))
         else:
-            rt.skips += 1   # the monitor could not probe it this time: no verdict
-            return
+            self._skip(rt, 1)   # the monitor could not probe it this time: no verdict
+            return late
         if rt.tracker.state is State.PAUSED:
-            return   # paused while in flight: the user asked us to stop counting
+            return late   # paused while in flight: the user asked us to stop counting
         result.recheck = recheck
         self.probes_total += 1
         rt.view.apply_result(result)
@@ -346,6 +374,7 @@ class Engine:
         self._emit(self._on_result, result)
         if transition is not None:
             self._publish_transition(rt, transition)
+        return late
 
     def _ran_out_of_files(self, rt: _Runtime, exc: OutOfFiles) -> None:
         self.out_of_files += 1

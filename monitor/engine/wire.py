@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import marshal
 import struct
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,26 @@ class WireError(ValueError):
 
 
 # ---------------------------------------------------------------- messages
+
+@dataclass(slots=True)
+class EngineStats:
+    """The engine's account of itself, sent every STATS_EVERY seconds."""
+    probes_total: int = 0
+    skips: int = 0
+    lag_ms: float = 0.0
+    probes_per_s: float = 0.0
+    dropped: int = 0          # results the engine process dropped while the UI was not reading
+    behind_s: float = 0.0     # how late starts ran against their schedule (p95, recent)
+    skips_per_min: float = 0.0
+
+
+def stats_message(stats: EngineStats) -> Message:
+    return ("stats", *astuple(stats))
+
+
+def stats_from_message(m: Message) -> EngineStats:
+    return EngineStats(*m[1:])
+
 
 def _ts(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()

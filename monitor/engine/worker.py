@@ -18,6 +18,7 @@ import signal
 import stat
 import sys
 import traceback
+from dataclasses import replace
 from typing import Any
 
 from monitor.config import Config, ConfigError, load_config
@@ -32,6 +33,7 @@ from monitor.engine.wire import (
     SkippedLine,
     pack,
     result_message,
+    stats_message,
     transition_message,
 )
 from monitor.output import result_line
@@ -149,8 +151,10 @@ def _exit_status(done: set[asyncio.Task[Any]], tasks: dict[asyncio.Task[Any], st
 
 
 def _stats_message(stats: EngineStats, dropped: int) -> Message:
-    return ("stats", stats.probes_total, stats.skips, round(stats.lag_ms, 3),
-            round(stats.probes_per_s, 2), dropped)
+    return stats_message(replace(stats, lag_ms=round(stats.lag_ms, 3),
+                                 probes_per_s=round(stats.probes_per_s, 2), dropped=dropped,
+                                 behind_s=round(stats.behind_s, 3),
+                                 skips_per_min=round(stats.skips_per_min, 1)))
 
 
 async def _commands(engine: Engine, config: Config, emit: Any) -> None:

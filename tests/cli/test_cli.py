@@ -38,8 +38,12 @@ async def monitor(*args: str, cwd: Path, env: dict[str, str], timeout: float = 2
 async def web_server():
     async def ok(_): return web.Response(text="all good")
     async def broken(_): return web.Response(status=503, text="down")
+    async def slow(_):
+        await asyncio.sleep(0.1)
+        return web.Response(text="all good, eventually")
     app = web.Application()
     app.router.add_get("/ok", ok)
+    app.router.add_get("/slow/{n}", slow)
     app.router.add_get("/broken", broken)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -264,8 +268,9 @@ async def test_run_headless_json_reports_its_own_stats(tmp_path, web_server):
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 10)
-    assert {"probes_total", "probes_per_s", "skips", "lag_ms", "dropped_results",
-            "out_of_files", "tasks", "at"} <= stats[-1].keys()
+    assert {"probes_total", "probes_per_s", "skips", "skips_per_min", "behind_s", "lag_ms",
+            "dropped_results", "out_of_files", "tasks", "at"} <= stats[-1].keys()
+    assert stats[-1]["behind_s"] < 0.1 and stats[-1]["skips"] == 0   # two targets: no strain
     assert stats[-1]["probes_total"] >= stats[0]["probes_total"] > 0
     # one task per target, the stats reporter, the main task, output: a small, flat number
     assert 0 < stats[-1]["tasks"] <= 20
@@ -277,3 +282,56 @@ async def test_run_stats_every_must_be_sane(tmp_path, web_server):
     code, _, err = await monitor("run", "--headless", "--json", "--stats-every", "nan",
                                  "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path))
     assert code == 2 and "--stats-every" in err and "Traceback" not in err
+
+
+def write_overload(path: Path, base: str) -> Path:
+    """20 targets every 200 ms whose answers take 100 ms, one at a time: 100
+    probes a second wanted, 10 possible."""
+    text = '[settings]\ninterval = "200ms"\ntimeout = "190ms"\nconcurrency = 1\n'
+    for i in range(20):
+        text += f'\n[[targets]]\nname = "t{i}"\nkind = "http"\nurl = "{base}/slow/{i}"\n'
+    path.write_text(text)
+    return path
+
+
+async def test_run_headless_says_when_it_falls_behind(tmp_path, web_server):
+    config = write_overload(tmp_path / "m.toml", web_server)
+    env = clean_env(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "run", "--headless", "--json", "--stats-every", "0.5",
+        "-c", str(config), cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    latencies: list[float] = []
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                line = await proc.stdout.readline()
+                assert line, (await proc.stderr.read()).decode()
+                event = json.loads(line)
+                if event["event"] == "result" and event["latency_ms"] is not None:
+                    latencies.append(event["latency_ms"])
+                if event["event"] == "stats" and event["behind_s"] > 0.5:
+                    break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)
+    assert event["skips"] > 0 and event["skips_per_min"] > 0
+    # queueing for the one slot is not latency: answers take 100 ms
+    assert sorted(latencies)[len(latencies) // 2] < 180, latencies
+
+    # text mode: one line on stderr, not one per probe
+    text = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "run", "--headless", "-c", str(config), cwd=tmp_path,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    said: list[str] = []
+    try:
+        async with asyncio.timeout(20):
+            while not any("behind" in line for line in said):
+                line = await text.stderr.readline()
+                assert line, said
+                said.append(line.decode())
+    finally:
+        text.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(text.wait(), 10)
+    warning = said[-1]
+    assert re.search(r"monitor: behind [0-9.]+s, [0-9]+ skipped/min: .*concurrency 1", warning)

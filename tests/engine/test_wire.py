@@ -13,6 +13,7 @@ from monitor.engine.result import ProbeResult, Status
 from monitor.engine.state import State, Transition
 from monitor.engine.wire import (
     CommandReader,
+    EngineStats,
     FrameReader,
     SkippedLine,
     WireError,
@@ -20,6 +21,7 @@ from monitor.engine.wire import (
     pack,
     result_from_message,
     result_message,
+    stats_from_message,
     transition_from_message,
     transition_message,
 )
@@ -51,6 +53,17 @@ def test_results_and_transitions_survive_the_trip_exactly():
     assert result_from_message(messages[1]) == icmp
     assert transition_from_message(messages[2]) == move
     assert messages[3] == ("error", "boom")
+
+
+def test_stats_survive_the_trip_as_the_worker_sends_them():
+    from monitor.engine.worker import _stats_message
+
+    stats = EngineStats(probes_total=9876, skips=4321, lag_ms=1.23456, probes_per_s=19.876,
+                        behind_s=2.345678, skips_per_min=140.04)
+    [message] = FrameReader().feed(pack([_stats_message(stats, dropped=7)]))
+    assert stats_from_message(message) == EngineStats(
+        probes_total=9876, skips=4321, lag_ms=1.235, probes_per_s=19.88, dropped=7,
+        behind_s=2.346, skips_per_min=140.0)
 
 
 def test_frames_split_anywhere_come_out_whole_and_in_order():

@@ -69,9 +69,11 @@ class FakeEngine:
         self.listener.on_transition(Transition(
             name, before, to, reason, BASE_TIME + timedelta(minutes=minutes), NOW, 60.0))
 
-    def stats(self, probes_per_s: float = 4.0, lag_ms: float = 0.8) -> None:
-        self.listener.on_stats(EngineStats(probes_total=1234, skips=0, lag_ms=lag_ms,
-                                           probes_per_s=probes_per_s))
+    def stats(self, probes_per_s: float = 4.0, lag_ms: float = 0.8, behind_s: float = 0.0,
+              skips_per_min: float = 0.0) -> None:
+        self.listener.on_stats(EngineStats(probes_total=1234, skips=int(skips_per_min),
+                                           lag_ms=lag_ms, probes_per_s=probes_per_s,
+                                           behind_s=behind_s, skips_per_min=skips_per_min))
 
     def die(self, reason: str = "engine process killed by SIGKILL: no error output",
             tries: int = 0, retry_in: float | None = 0.5) -> None:

@@ -361,6 +361,24 @@ async def test_summary_says_when_the_engine_dropped_updates(config_file: Path):
         assert "42 updates dropped" in str(app.query_one("#summary").render())
 
 
+async def test_summary_warns_when_the_engine_is_behind(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_board(app, pilot)
+        app.engine.stats(behind_s=0.05, skips_per_min=3)   # jitter, not behind: no warning
+        app.flush()
+        await pilot.pause()
+        assert "behind" not in str(app.query_one("#summary").render())
+        app.engine.stats(behind_s=2.34, skips_per_min=140)
+        app.flush()
+        await pilot.pause()
+        line = app.query_one("#summary").render()
+        assert "behind 2.3s, 140 skipped/min" in str(line)
+        start = str(line).index("behind")
+        warned = [span for span in line.spans if span.start <= start < span.end]
+        assert warned[-1].style.foreground.rgb == tuple(app.palette.warning.color.triplet)
+
+
 def test_detail_values_read_as_words():
     from monitor.ui.screens.detail import _shown
     assert _shown([0.051, None, 0.06]) == "0.051, lost, 0.06"   # ICMP echoes in send order

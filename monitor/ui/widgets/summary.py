@@ -1,5 +1,5 @@
-"""The one-line header: counts by state, uptime, probe rate, own lag; or,
-when the engine is not measuring, that it is not."""
+"""The one-line header: counts by state, how far behind (when it is), uptime,
+probe rate, own lag; or, when the engine is not measuring, that it is not."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from monitor.engine.client import EngineStats
+from monitor.engine.pacing import BEHIND_SHOWN
 from monitor.engine.state import State
+from monitor.output import behind_text
 from monitor.ui import format as fmt
 
 
@@ -45,15 +47,21 @@ class SummaryBar(Static):
     @staticmethod
     def _counts(text: Text, counts: dict[State, int], uptime: float | None,
                 stats: EngineStats, palette: fmt.Palette, width: int) -> list[str]:
-        """Targets by state into `text`; uptime, rate and lag as extras."""
+        """Targets by state into `text`, and how far behind the schedule
+        runs when it does (a warning: intervals are being stretched); uptime,
+        rate and lag as extras."""
         for state in (State.UP, State.DEGRADED, State.DOWN, State.PAUSED, State.PENDING):
             if counts.get(state) or state in (State.UP, State.DOWN):
                 label = state.value if width >= 100 else fmt.LABELS[state].lower()
                 text.append(f"{fmt.GLYPHS[state]} {counts.get(state, 0)} {label}  ",
                             style=palette.states[state])
+        behind = stats.behind_s >= BEHIND_SHOWN
+        if behind:
+            text.append(behind_text(stats.behind_s, stats.skips_per_min) + "  ",
+                        style=palette.warning)
         extras = [f"uptime {fmt.percent(uptime, 2)}", f"{stats.probes_per_s:.1f}/s",
                   f"lag {fmt.latency(stats.lag_ms)}"]
-        if stats.skips:
+        if stats.skips and not behind:
             extras.append(f"{stats.skips} skipped")
         if stats.dropped:
             extras.insert(0, f"{stats.dropped} updates dropped: screen too slow")
