@@ -24,7 +24,7 @@ from monitor.config.keys import BINDINGS
 from monitor.config.model import Config
 from monitor.engine.board import Board
 from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
-from monitor.engine.query import Filter, SortMode, arrange
+from monitor.engine.query import Arranger, Filter, SortMode
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 from monitor.ui import themes
@@ -70,6 +70,8 @@ class MonitorApp(App[int]):
         self.refresh_every = refresh
         self.clock = clock
         self.board = Board(config.targets, config.settings.history, clock())
+        self.arranger = Arranger(self.board.views.values())
+        self._group_tally: dict[str, tuple[int, int]] = {}   # as of the last arrange
         self.filter = Filter()
         self.sort_mode = SortMode.STATUS
         self.grouped = False
@@ -219,9 +221,8 @@ class MonitorApp(App[int]):
         def cells_for(key: str) -> dict[str, Text]:
             if key.startswith(GROUP_PREFIX):
                 group = key[len(GROUP_PREFIX):]
-                members = [v for v in self.board.views.values() if v.target.group == group]
-                down = sum(1 for v in members if v.state is State.DOWN)
-                return group_cells(group, len(members), down, columns, self.palette)
+                count, down = self._group_tally.get(group, (0, 0))
+                return group_cells(group, count, down, columns, self.palette)
             view = self.board.views[key]
             if key not in dirty and table.has_cells(key):
                 # only time moved: redo the clock-driven cells, not the statistics
@@ -243,7 +244,9 @@ class MonitorApp(App[int]):
         if not force and (not timed or now - self._last_sort < RESORT_EVERY):
             return
         self._last_sort = now
-        sections = arrange(self.board.views.values(), self.filter, self.sort_mode, self.grouped)
+        sections = self.arranger.arrange(self.filter, self.sort_mode, self.grouped)
+        if self.grouped:   # states change only with a transition, which arranges again
+            self._group_tally = self.arranger.group_tally()
         order: list[str] = []
         for group, views in sections:
             if group is not None:
