@@ -12,13 +12,14 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, RichLog
+from textual.widgets import Input, RichLog
 
 from monitor.config.keys import BINDINGS
 from monitor.config.model import Config
@@ -32,10 +33,14 @@ from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, tr
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import EngineBanner
+from monitor.ui.widgets.footer import SteadyFooter
 from monitor.ui.widgets.summary import SummaryBar
 from monitor.ui.widgets.targets import (
     GROUP_PREFIX, TargetHeader, TargetTable, age_cells, group_cells, layout, row_cells,
     stale_cells)
+
+if TYPE_CHECKING:
+    from monitor.ui.screens.detail import DetailScreen
 
 EngineFactory = Callable[[Listener], EngineClient]
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
@@ -83,6 +88,7 @@ class MonitorApp(App[int]):
         self._ticks = 0
         self._uptime: float | None = None
         self._engine_started = False
+        self._detail: DetailScreen | None = None
         self.wall = wall   # time of day, for what people read; `clock` measures
         self.watch = EngineWatch(clock(), wall=wall)
 
@@ -109,7 +115,7 @@ class MonitorApp(App[int]):
         yield self.header
         yield self.table
         yield self.events
-        yield Footer(compact=True, show_command_palette=False)
+        yield SteadyFooter(compact=True, show_command_palette=False)
 
     async def on_mount(self) -> None:
         loaded, problems = themes.load_themes(self._theme_dirs)
@@ -344,9 +350,16 @@ class MonitorApp(App[int]):
 
     def action_details(self) -> None:
         name = self.selected_name()
-        if name is not None:
+        if name is None:
+            return
+        detail = self._detail
+        if detail is None:
             from monitor.ui.screens.detail import DetailScreen
-            self.push_screen(DetailScreen(name))
+            detail = self._detail = DetailScreen(name)
+            self.install_screen(detail, "detail")   # installed: kept when popped
+        else:
+            detail.show_target(name)
+        self.push_screen(detail)
 
     @on(TargetTable.Selected, "#targets")
     def _row_selected(self) -> None:
