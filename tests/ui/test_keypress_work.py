@@ -1,5 +1,5 @@
 """What a keypress costs, counted (never timed): walks of the board, rows
-drawn, widgets built."""
+drawn, widgets built, the heap settled once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.widgets._footer import FooterKey
 from monitor.config import parse_config
 from monitor.engine.state import State
 from monitor.ui import app as app_module
-from monitor.ui.app import MonitorApp
+from monitor.ui.app import SETTLE_AT_THE_LATEST, MonitorApp
 from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.widgets.targets import TargetTable
 from tests.ui.conftest import footer_drawn, make_app, populate, screen_ready
@@ -110,3 +110,40 @@ async def test_a_second_visit_to_details_builds_no_widgets(config_file: Path, mo
         await footer_drawn(pilot)
         assert isinstance(app.screen.query_one(TargetTable), TargetTable)
         assert built == []
+
+
+async def test_the_heap_is_settled_once_when_every_target_has_a_first_result(
+        config_file: Path):
+    settled: list[float] = []
+    clock = [NOW]
+    config = parse_config(config_file.read_text(), config_file)
+    app = MonitorApp(config, FakeEngine, clock=lambda: clock[0], watch_terminal=False,
+                     refresh=1000, settle_heap=lambda: settled.append(clock[0]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.flush()
+        assert settled == []                 # every target still pending
+        populate(app)
+        clock[0] += 1
+        app.flush()
+        await pilot.pause()
+        assert settled == [NOW + 1]
+        app.engine.move("api", State.PENDING)
+        app.flush()
+        clock[0] += 1
+        app.flush()
+        assert settled == [NOW + 1]          # once only
+
+
+async def test_the_heap_is_settled_anyway_after_a_long_first_round(config_file: Path):
+    settled: list[float] = []
+    clock = [NOW]
+    config = parse_config(config_file.read_text(), config_file)
+    app = MonitorApp(config, FakeEngine, clock=lambda: clock[0], watch_terminal=False,
+                     refresh=1000, settle_heap=lambda: settled.append(clock[0]))
+    async with app.run_test(size=(120, 40)):
+        clock[0] += SETTLE_AT_THE_LATEST - 1
+        app.flush()
+        assert settled == []
+        clock[0] += 1
+        app.flush()
+        assert settled == [NOW + SETTLE_AT_THE_LATEST]
