@@ -122,6 +122,10 @@ class KeyBench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.bench = db.Bench(argparse.Namespace(py_spy=None, json=args.json), workdir)
+        # one condition's session closes before the next opens: without this the
+        # emptied server exits under the next new-session ("server exited unexpectedly")
+        with open(self.bench.tmux.conf, "a") as conf:
+            conf.write("set -s exit-empty off\n")
         self.rng = random.Random(13)
         self.times: dict[str, list[float]] = {}
         self.misses: dict[str, int] = {}
@@ -345,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             result["runs"].append(keys.run(condition))
     except (db.Overtime, RuntimeError, TimeoutError) as exc:
         print(f"keypress_bench: {exc}", file=sys.stderr)
-        return 2
+        result["problem"] = str(exc)   # the conditions measured so far are still reported
     finally:
         signal.alarm(0)
         keys.bench.cleanup()
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(markdown(result))
         print(f"\nCommand: `{result['command']}`")
-    return 0
+    return 2 if "problem" in result else 0
 
 
 if __name__ == "__main__":
