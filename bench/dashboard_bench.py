@@ -475,8 +475,12 @@ class Bench:
             self.tmux.run("kill-session", "-t", name, timeout=5)
 
     def open_dashboard(self, what: str, config: Path, record: Path | None,
-                       startup_s: float) -> tuple[str, Control, int, int]:
+                       startup_s: float, profile: Path | None = None
+                       ) -> tuple[str, Control, int, int]:
+        """`profile`: run the UI process under cProfile, written there when it quits."""
         argv = [sys.executable, "-m", "monitor", "--config", str(config)]
+        if profile is not None:
+            argv[1:2] = ["-m", "cProfile", "-o", str(profile), "-m"]
         if record is not None:
             argv += ["--record", str(record)]
         name, control, pane = self.open_pane(what, argv)

@@ -352,7 +352,8 @@ def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
     def engine(listener: Any) -> Any:
         return ProcessEngine(path, listener, record=str(Path(record).resolve()) if record else None)
 
-    app = MonitorApp(config, engine, refresh=refresh, ui_nice=ui_nice)
+    from monitor.engine.heap import settle
+    app = MonitorApp(config, engine, refresh=refresh, ui_nice=ui_nice, settle_heap=settle)
     code = app.run()
     return code or EXIT_OK
 
