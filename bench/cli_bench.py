@@ -714,7 +714,7 @@ def run(args: argparse.Namespace) -> int:
                if importlib.util.find_spec(n) is None]
     if missing:
         print(f"cli_bench: {', '.join(missing)} not importable; from the repository root: "
-              "pip install -e '.[fast]'", file=sys.stderr)
+              "pip install -e .", file=sys.stderr)
         return 2
     if args.dashboard and not shutil.which("tmux"):
         print("cli_bench: --dashboard needs tmux", file=sys.stderr)

@@ -1052,7 +1052,7 @@ def run(args: argparse.Namespace) -> int:
                if importlib.util.find_spec(n) is None]
     if missing or not shutil.which("tmux"):
         print(f"dashboard_bench: needs {', '.join(missing) or 'tmux'}; from the repository root: "
-              "pip install -e '.[fast]' (and apt-get install tmux)", file=sys.stderr)
+              "pip install -e . (and apt-get install tmux)", file=sys.stderr)
         return 2
     sections = args.only or list(SECTIONS)
     limit = args.timeout or overall_limit(args, sections)

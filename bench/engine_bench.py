@@ -522,7 +522,7 @@ def parent_main(args: argparse.Namespace) -> int:
                if importlib.util.find_spec(name) is None]
     if missing:
         print(f"engine_bench: {', '.join(missing)} not importable; from the repository root: "
-              "pip install -e '.[fast]'", file=sys.stderr)
+              "pip install -e .", file=sys.stderr)
         return 2
     script = os.path.abspath(__file__)
     facts = machine_facts()   # the date is the run's start

@@ -635,7 +635,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [n for n in need if importlib.util.find_spec(n) is None]
     if missing or (args.mode != "headless" and not shutil.which("tmux")):
         print(f"soak: needs {', '.join(missing) or 'tmux'}; from the repository root: "
-              "pip install -e '.[fast]' (and apt-get install tmux)", file=sys.stderr)
+              "pip install -e . (and apt-get install tmux)", file=sys.stderr)
         return 2
     if args.dns and _dns_responder() is None:
         print("soak: tests/servers/dns_responder.py not importable: no dns targets",
