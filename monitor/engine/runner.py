@@ -87,7 +87,6 @@ def _shown_cert(cert: CertFacts | None) -> CertFacts | None:
     return cert
 
 
-
 def not_probed(target: Target, reason: str) -> ProbeResult:
     """A result for a target the monitor could not probe at all."""
     return ProbeResult(name=target.name, kind=target.kind, target=target.display_target,
