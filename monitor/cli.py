@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,9 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.config.lookup import candidates, find_config
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
+
+
+HEADLESS_STATS_EVERY = 10.0   # seconds between `run --headless --json` stats events
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("monitor: `run` probes without a screen: add --headless "
                       "(or run `monitor` for the dashboard)", file=sys.stderr)
                 return EXIT_CONFIG
+            from monitor.headless import cmd_run
             return cmd_run(config, args.json, args.sub_record, args.stats_every)
         refresh = getattr(args, "sub_refresh", None) or args.refresh
         return cmd_dashboard(config, refresh, args.record, args.ui_nice)
@@ -143,24 +147,8 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
         return runner.run(coro)
 
 
-async def _with_demo(config: Config, body: Callable[[], Awaitable[int]]) -> int:
-    if not config.demo.enabled:
-        return await body()
-    from monitor.demo import DemoServer
-    server = DemoServer(config.demo.host, config.demo.port)
-    try:
-        await server.start()
-    except OSError as exc:
-        print(f"monitor: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        return await body()
-    finally:
-        await server.stop()
-
-
 async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> int:
-    from monitor.engine.scheduler import Engine
+    from monitor.engine.host import DemoUnavailable, EngineHost
     from monitor.output import json_line, result_table, summary_line, use_colour
 
     if names:
@@ -173,163 +161,21 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
                                        f"no target named {n!r}{did_you_mean(n, sorted(known))}")
                                for n in unknown])
 
-    async def body() -> int:
-        engine = Engine(config)
-        for notice in engine.notices:
-            print(f"monitor: {notice}", file=sys.stderr)
-        try:
-            results = await engine.check_once(names)
-        finally:
-            await engine.close()
-        if as_json:
-            for result in results:
-                print(json_line(result.to_json()))
-        else:
-            print(result_table(results, colour=use_colour(sys.stdout)))
-            print(summary_line(results))
-        return EXIT_OK if all(r.ok for r in results) else EXIT_PROBLEM
-
-    return await _with_demo(config, body)
-
-
-HEADLESS_STATS_EVERY = 10.0   # seconds between `--json` stats events
-BEHIND_CHECK_EVERY = 2.0      # seconds between text mode's looks at whether it is behind
-# A reader that stalls gets this much output held for it, then results are
-# dropped (and counted in the stream); about 2 s of results at 1,000 probes/s,
-# hours at a typical rate. State changes are held up to HEADLESS_HARD_LIMIT.
-HEADLESS_LIMIT = 1 << 20
-HEADLESS_HARD_LIMIT = 8 << 20
-
-
-def cmd_run(config: Config, as_json: bool, record: str | None = None,
-            stats_every: float = HEADLESS_STATS_EVERY) -> int:
-    if not 0 <= stats_every <= 86400:   # NaN fails this too
-        _say("monitor: --stats-every must be between 0 (none) and 86400 seconds")
+    host = EngineHost(config)
+    for notice in host.engine.notices:
+        print(f"monitor: {notice}", file=sys.stderr)
+    try:
+        results = await host.check_once(names)
+    except DemoUnavailable as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    try:
-        os.fstat(1)
-    except OSError:   # checked before the event loop opens files that would take number 1
-        _say("monitor: stdout is closed; for no output, send it to /dev/null")
-        return EXIT_PROBLEM
-    return run_async(_run_headless(config, as_json, record, stats_every))
-
-
-async def _run_headless(config: Config, as_json: bool, record: str | None,
-                        stats_every: float) -> int:
-    from monitor.engine.outbox import Outbox, open_stdout
-    from monitor.engine.record import open_recorder
-    from monitor.engine.scheduler import Engine
-    from monitor.engine.client import report_stats
-    from monitor.engine.heap import settle as settle_heap
-    from monitor.engine.pacing import BehindWatch
-    from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines,
-                                json_line, on_schedule_line, result_line, stats_event,
-                                transition_line, use_colour)
-
-    colour = sys.stdout is not None and use_colour(sys.stdout)
-    stop = asyncio.Event()
-    stdout_lost: list[BaseException | None] = []
-
-    def reader_gone(exc: BaseException | None) -> None:
-        stdout_lost.append(exc)
-        stop.set()
-
-    out: Outbox[str] = Outbox(encode_lines, limit=HEADLESS_LIMIT, hard_limit=HEADLESS_HARD_LIMIT,
-                              gap_note=dropped_event if as_json else dropped_line,
-                              on_lost=reader_gone)
-    try:
-        await open_stdout(out)
-    except OSError as exc:
-        _say(f"monitor: cannot write to stdout: {exc.strerror or exc}")
-        return EXIT_PROBLEM
-    recording: Outbox[str] | None = None
-    if record:
-        try:
-            recording = await open_recorder(record, lambda text: _say(f"monitor: {text}"))
-        except OSError as exc:
-            _say(f"monitor: --record {record}: {exc.strerror or exc}")
-            await out.close()
-            return EXIT_CONFIG
-
-    def on_result(result: Any) -> None:
-        line = result_line(result)
-        if as_json:
-            out.emit(line, droppable=True)
-        if recording is not None:
-            recording.emit(line, droppable=True)
-
-    def on_transition(transition: Any) -> None:
-        out.emit(json_line(transition.to_json()) if as_json
-                 else transition_line(transition, colour))
-
-    async def body() -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
-        wants_results = as_json or recording is not None
-        # Nothing headless reads the rolling history ([settings] history samples per
-        # target): at 1,000 targets with history = 1000 it holds 25.5 MiB once full,
-        # 1.0 MiB without (tracemalloc), for no one.
-        engine = Engine(config, on_result=on_result if wants_results else None,
-                        on_transition=on_transition,
-                        on_notice=lambda text: _say(f"monitor: {text}"), keep_history=False)
-        if not as_json:
-            _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
-                 "Ctrl-C to stop")
-        await engine.start()
-        settle_heap()
-        watch = BehindWatch()
-
-        def on_stats(stats: Any) -> None:
-            out.emit(stats_event(stats, len(asyncio.all_tasks()), out.dropped,
-                                 engine.out_of_files))
-
-        def on_behind(stats: Any) -> None:   # text mode: a line when it starts and stops
-            news = watch.update(stats.behind_s, loop.time())
-            if news is not None:
-                _say(behind_line(stats, engine.concurrency) if news else on_schedule_line())
-
-        if as_json:
-            reporter = (asyncio.create_task(report_stats(engine, stats_every, on_stats))
-                        if stats_every > 0 else None)
-        else:
-            reporter = asyncio.create_task(report_stats(engine, BEHIND_CHECK_EVERY, on_behind))
-        try:
-            await stop.wait()
-        finally:
-            if reporter is not None:
-                reporter.cancel()
-            await engine.stop()
-        return EXIT_OK
-
-    try:
-        code = await _with_demo(config, body)
-    finally:
-        if recording is not None:
-            await recording.close()
-        await out.close()
-    return _stdout_gone(stdout_lost[0]) if stdout_lost else code
-
-
-def _stdout_gone(exc: BaseException | None) -> int:
-    """How `run --headless` ends when its stdout can take no more."""
-    # Nothing may fail on the way out either: Python flushes stdout at exit
-    # (the Python docs' advice for SIGPIPE).
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    if exc is None or isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-        return EXIT_OK   # the reader left, as `head -1` does: a quiet end, like `yes | head -1`
-    _say(f"monitor: cannot write to stdout: {getattr(exc, 'strerror', None) or exc}")
-    return EXIT_PROBLEM
-
-
-def _say(text: str) -> None:
-    """A line on stderr, which may be the same closed pipe as stdout."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except OSError:
-        pass
+    if as_json:
+        for result in results:
+            print(json_line(result.to_json()))
+    else:
+        print(result_table(results, colour=use_colour(sys.stdout)))
+        print(summary_line(results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_PROBLEM
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,

@@ -12,6 +12,7 @@ BINDINGS: dict[str, tuple[str, str, str]] = {
     "sort": ("s", "Sort", "Sort by status, name, latency, uptime (cycles)"),
     "group": ("g", "Group", "Group rows by group"),
     "theme": ("t", "Theme", "Switch to the next theme"),
+    "reload": ("R,f5", "Reload", "Reload the config file now (saves are applied anyway)"),
     "help": ("question_mark", "Help", "Show every key"),
     "quit": ("q", "Quit", "Quit monitor"),
 }

@@ -119,7 +119,7 @@ class _Loader:
         if self.problems:
             raise self.fail()
         return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets),
-                      keys=keys, secrets=self.secrets)
+                      keys=keys, secrets=self.secrets, source=text)
 
     def decode(self, data: bytes) -> str:
         try:

@@ -93,7 +93,9 @@ class Target:
     tags: tuple[str, ...] = ()
     paused: bool = False
     description: str = ""
-    line: int = 0                # line of its [[targets]] header, for messages
+    # line of its [[targets]] header, for messages; not part of what the target
+    # is (a block added above it moves it, and that must not restart it on reload)
+    line: int = field(default=0, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # value -> name of the ${VAR}s the config substituted: never shown by value
     secrets: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -114,6 +116,9 @@ class Config:
     targets: tuple[Target, ...]
     keys: dict[str, str] = field(default_factory=dict)   # binding id -> keys
     secrets: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # the text it was read from (decoded, newlines made \n): what is running,
+    # for the screen that shows a target's block and for a reload's receivers
+    source: str = field(default="", compare=False, repr=False)
 
     def target(self, name: str) -> Target:
         for target in self.targets:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from monitor.config.model import Target
 from monitor.engine.result import ProbeResult
@@ -60,6 +61,16 @@ class TargetView:
         return {phase: total / count for phase, (total, count) in self._phase_sums.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class BoardChange:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
 class Board:
     """A mirror of the engine's views, fed by results and transitions."""
 
@@ -80,6 +91,27 @@ class Board:
         if view is not None:
             view.apply_transition(transition)
         return view
+
+    def apply_config(self, targets: Iterable[Target], now: float) -> BoardChange:
+        """Follow a reloaded config: new targets get a view (PENDING, or
+        PAUSED), removed ones leave, changed ones keep their view (state,
+        statistics, samples, events) with the new definition."""
+        new = {t.name: t for t in targets}
+        removed = [name for name in self.views if name not in new]
+        for name in removed:
+            del self.views[name]
+        added, changed = [], []
+        for name, target in new.items():
+            view = self.views.get(name)
+            if view is None:
+                self.views[name] = TargetView(target, self.history, now)
+                added.append(name)
+            elif view.target != target:
+                view.target = target
+                changed.append(name)
+        if added:   # the config's order, as at start
+            self.views = {name: self.views[name] for name in new}
+        return BoardChange(tuple(added), tuple(removed), tuple(changed))
 
     def counts(self) -> dict[State, int]:
         counts = {state: 0 for state in State}

@@ -22,17 +22,20 @@ from textual.screen import Screen
 from textual.widgets import Input, RichLog
 
 from monitor.config.keys import BINDINGS
+from monitor.config import ConfigError, parse_config
 from monitor.config.model import Config
 from monitor.engine.board import Board
 from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
 from monitor.engine.query import Arranger, Filter, SortMode
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 from monitor.ui import themes
-from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, transition_line
+from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
+                                 reload_line, transition_line)
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
-from monitor.ui.widgets.banner import EngineBanner
+from monitor.ui.widgets.banner import ConfigBanner, EngineBanner
 from monitor.ui.widgets.footer import SteadyFooter
 from monitor.ui.widgets.summary import SummaryBar
 from monitor.ui.widgets.targets import (
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from monitor.ui.screens.detail import DetailScreen
 
 EngineFactory = Callable[[Listener], EngineClient]
+RARE_KEYS = {"reload"}
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
 SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with targets pending
 
@@ -59,7 +63,10 @@ class MonitorApp(App[int]):
     #event-log { height: 7; border-top: solid $panel; background: $surface; }
     #event-log.hidden { display: none; }
     """
-    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description)
+    # rare ones stay out of the footer (80 columns hold the daily keys); `?`
+    # and the palette list them all
+    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description,
+                        show=action not in RARE_KEYS)
                 for action, (keys, label, description) in BINDINGS.items()]
     BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
 
@@ -115,8 +122,10 @@ class MonitorApp(App[int]):
         self.table.header = self.header
         self.events = RichLog(id="event-log", max_lines=500, wrap=False, markup=False)
         self.banner = EngineBanner(id="banner")
+        self.config_banner = ConfigBanner(id="config-problems")
         yield self.summary
         yield self.banner
+        yield self.config_banner
         yield self.filter_box
         yield self.header
         yield self.table
@@ -176,12 +185,15 @@ class MonitorApp(App[int]):
         if not table.is_attached:
             return   # shutting down: the screen is being taken apart
         touched: set[str] = set()
+        moved = False
+        while inbox.configs:   # first: a new target's first result needs its row
+            moved |= self._follow_config(inbox.configs.popleft(), touched)
         while inbox.results:
             result = inbox.results.popleft()
             if board.apply_result(result) is not None:
                 touched.add(result.name)
         log = self.events
-        moved = bool(inbox.changes)   # a state change re-sorts and re-filters at once
+        moved |= bool(inbox.changes)   # a state change re-sorts and re-filters at once
         while inbox.changes:
             change = inbox.changes.popleft()
             if isinstance(change, Transition):
@@ -220,6 +232,38 @@ class MonitorApp(App[int]):
                 refresh(touched)
         if self._settle_heap is not None:
             self._settle_once(now)
+
+    def _follow_config(self, event: ConfigReloaded | ConfigRejected, touched: set[str]) -> bool:
+        """The engine runs another config (or refused a broken one): make the
+        board match it. True when rows came or went."""
+        if isinstance(event, ConfigRejected):
+            self.config_banner.show(event.problems)
+            for line in rejected_lines(event, self.wall_now(), self.palette):
+                self.events.write(line)
+            return False
+        self.config_banner.show(None)
+        if event.config_text == self.config.source:
+            return False   # an engine (re)started on the config the board shows
+        try:
+            config = parse_config(event.config_text, self.config.path)
+        except ConfigError as exc:   # the engine validated this very text: not expected
+            self.events.write(error_line(f"cannot follow the engine's config: {exc}",
+                                         self.wall_now(), self.palette))
+            return False
+        change = self.board.apply_config(config.targets, self.clock())
+        self.config = config
+        if config.keys:
+            self.set_keymap(config.keys)
+        self.events.write(reload_line(event, change, self.wall_now(), self.palette))
+        if not change:
+            return False
+        self.arranger = Arranger(self.board.views.values())
+        touched.update(change.added, change.changed)
+        if self._detail is not None and self._detail.name in change.removed \
+                and self.screen is self._detail:
+            self.pop_screen()
+            self.notify(f"{self._detail.name} was removed from the config", timeout=4)
+        return True
 
     def _settle_once(self, now: float) -> None:
         """Once the board is full (every target has a first result, or a long
@@ -441,6 +485,11 @@ class MonitorApp(App[int]):
         index = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(index + 1) % len(names)]
         self.notify(f"theme: {self.theme}", timeout=1.5)
+
+    def action_reload(self) -> None:
+        if not self._engine_refuses("reload the config"):
+            self.engine.reload()
+            self.notify(f"reloading {self.config.path}", timeout=1.5)
 
     def action_toggle_events(self) -> None:
         self.events.toggle_class("hidden")

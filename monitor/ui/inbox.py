@@ -19,6 +19,7 @@ from enum import Enum
 from monitor.engine.board import Board
 from monitor.engine.client import STATS_EVERY, EngineDown, EngineStats
 from monitor.engine.result import ProbeResult
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 
 # A live engine reports its statistics every STATS_EVERY seconds; this much
@@ -38,6 +39,9 @@ class Inbox:
         self.results: deque[ProbeResult] = deque()
         self.changes: deque[Transition | EngineDown | EngineUp] = deque()
         self.errors: deque[str] = deque()
+        # config reloads (or the problems that stopped one): applied before
+        # results, so a new target's first result finds its row
+        self.configs: deque[ConfigReloaded | ConfigRejected] = deque()
         self.stats = EngineStats()
         self.heard = False   # the engine said something since the last refresh
 
@@ -62,6 +66,12 @@ class Inbox:
 
     def on_engine_down(self, down: EngineDown) -> None:
         self.changes.append(down)
+
+    def on_reload(self, event: ConfigReloaded) -> None:
+        self.configs.append(event)
+
+    def on_config_rejected(self, event: ConfigRejected) -> None:
+        self.configs.append(event)
 
 
 class Liveness(Enum):

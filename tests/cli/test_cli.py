@@ -147,7 +147,7 @@ async def test_sample_config_is_valid():
     assert code == 0, err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_run_headless_json_streams_and_stops_cleanly(tmp_path, web_server, sig):
     config = write_config(tmp_path / "m.toml", web_server)
     proc = await asyncio.create_subprocess_exec(
@@ -165,6 +165,9 @@ async def test_run_headless_json_streams_and_stops_cleanly(tmp_path, web_server,
         proc.send_signal(sig)
         code = await asyncio.wait_for(proc.wait(), 10)
     assert code == 0
+    assert seen[0]["event"] == "start" and seen[0]["targets"] == 2 and seen[0]["pid"] == proc.pid
+    rest = [json.loads(line) for line in (await proc.stdout.read()).splitlines()]
+    assert rest[-1]["event"] == "stop"
     results = [e for e in seen if e["event"] == "result"]
     assert results and CONTRACT_KEYS <= results[0].keys()
     down = next(e for e in seen if e["event"] == "transition" and e["name"] == "broken")

@@ -127,9 +127,9 @@ async def test_a_stalled_reader_never_stalls_the_probes_and_is_told_what_was_dro
     os.close(write_fd)
     reader = PipeReader(read_fd)
     try:
-        first = await reader.lines(lambda got: got, 15)
+        first = await reader.lines(lambda got: any(b'"event":"result"' in line for line in got), 15)
         assert first, "no output"
-        line_size = len(first[0]) + 1
+        line_size = len(next(line for line in first if b'"event":"result"' in line)) + 1
 
         # Read nothing until the monitor has produced far more than the pipe and
         # any sane output buffer hold; old code stopped probing once the pipe was full.
@@ -311,3 +311,46 @@ async def test_a_record_that_fails_is_not_fatal_and_one_that_cannot_open_is_refu
                                  str(tmp_path / "no" / "such" / "dir" / "r.jsonl"),
                                  cwd=tmp_path, env=clean_env(tmp_path))
     assert code == 2 and "r.jsonl: No such file or directory" in err, err
+
+
+async def test_sighup_reloads_the_config_and_a_broken_edit_keeps_the_last_good_one(tmp_path, server):
+    """`systemctl reload` sends SIGHUP: the service applies the difference, and a
+    config that does not validate is reported (stderr and a JSON event) while
+    the last good one keeps probing."""
+    path = write_config(tmp_path / "m.toml", server.base, 2, "200ms")
+    proc = await start(tmp_path, "run", "--headless", "--json", "-c", str(path),
+                       stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    events: list[dict] = []
+
+    async def read_until(predicate) -> dict:
+        async with asyncio.timeout(15):
+            while True:
+                line = await proc.stdout.readline()
+                assert line, "run --headless ended early"
+                events.append(json.loads(line))
+                if predicate(events[-1]):
+                    return events[-1]
+
+    try:
+        await read_until(lambda e: e["event"] == "result" and e["name"] == "t1")
+        write_config(path, server.base, 3, "200ms")   # t2 appended; t0 and t1 unchanged
+        proc.send_signal(signal.SIGHUP)
+        reload = await read_until(lambda e: e["event"] == "reload")
+        assert (reload["added"], reload["removed"], reload["changed"]) == (["t2"], [], [])
+        assert reload["source"] == "signal" and reload["summary"] == "+1 \u22120 ~0"
+        await read_until(lambda e: e["event"] == "result" and e["name"] == "t2")
+
+        path.write_text(path.read_text() + '\n[[targets]]\nname = "t3"\nkind = "http"\n')
+        proc.send_signal(signal.SIGHUP)
+        rejected = await read_until(lambda e: e["event"] == "config_error")
+        assert rejected["problems"] and all(p.startswith(f"{path}:") for p in rejected["problems"])
+        assert any("url" in p for p in rejected["problems"])
+        after = len(events)
+        await read_until(lambda e: e["event"] == "result" and e["name"] == "t2")
+        assert not any(e.get("name") == "t3" for e in events[after:])
+    finally:
+        code, err = await stop(proc)
+    assert code == 0
+    assert "config not reloaded (1 problem); still running the last good one:" in err
+    assert f"{path}:" in err

@@ -45,7 +45,10 @@ class DetailScreen(Screen[None]):
         self.target_name = name
         self._composed = False   # set in on_mount, once the boxes exist
         self._drawn = False
-        self._config_lines: list[str] | None = None   # the file, read on first use
+        self._config_lines: list[str] | None = None   # the running config's lines
+        self._config_source: str | None = None
+        self._disk_stamp: tuple[int, int] | None = None
+        self._disk_text: str | None = None
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: the app's refresh cycle updates them several times
@@ -192,20 +195,16 @@ class DetailScreen(Screen[None]):
         return lines
 
     def _config_text(self) -> Text:
-        """The target's block as written in the file: comments kept, and
-        ${SECRETS} unexpanded."""
+        """The target's block as the engine runs it (comments kept, ${SECRETS}
+        unexpanded), and whether the file on disk says something else now."""
         view = self.view
-        path = self.app.config.path  # type: ignore[attr-defined]
-        if view is None or path is None:
+        config = self.app.config  # type: ignore[attr-defined]
+        if view is None:
             return Text("")
+        if self._config_lines is None or self._config_source is not config.source:
+            self._config_source = config.source   # a reload brings another text
+            self._config_lines = config.source.splitlines()
         lines = self._config_lines
-        if lines is None:
-            # read once: 10,000 targets are a 60,000-line file, ~20 ms a read,
-            # and the running engine reads the file as it was at start anyway
-            try:
-                lines = self._config_lines = path.read_text(encoding="utf-8").splitlines()
-            except OSError:
-                return Text("")
         start = max(0, view.target.line - 1)
         block = [lines[start]] if start < len(lines) else []
         for line in lines[start + 1:]:
@@ -215,7 +214,36 @@ class DetailScreen(Screen[None]):
         while block and not block[-1].strip():
             block.pop()
         shown = "\n".join(printable(_hide_password(line)) for line in block)
-        return Text(f"# {path.name}:{view.target.line}\n" + shown)
+        where = f"{config.path.name}:{view.target.line}" if config.path else "config"
+        text = Text(f"# running, from {where}\n", style="dim")
+        text.append(shown)
+        note = self._disk_note(config)
+        if note:
+            text.append(f"\n{note}", style="bold")
+        return text
+
+    def _disk_note(self, config: object) -> str | None:
+        """Whether the file on disk differs from the running config: a save
+        not applied yet, or one that does not validate. A stat, and a read
+        only when the file changed since the last look (10,000 targets are a
+        60,000-line file)."""
+        path = getattr(config, "path", None)
+        if path is None:
+            return None
+        try:
+            status = path.stat()
+            stamp = (status.st_mtime_ns, status.st_size)
+            if stamp != self._disk_stamp:
+                self._disk_stamp = stamp
+                raw = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
+                self._disk_text = raw.replace("\r\n", "\n").replace("\r", "\n")
+        except OSError as exc:
+            return f"# the file cannot be read now: {exc.strerror or exc}"
+        if self._disk_text == getattr(config, "source", None):
+            return None
+        broken = self.app.config_banner.has_class("shown")  # type: ignore[attr-defined]
+        return ("# the file on disk differs: its problems are in the banner above"
+                if broken else "# the file on disk differs: saved since, not applied yet")
 
     def action_probe_now(self) -> None:
         self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
