@@ -29,7 +29,8 @@ class ConfigBanner(Static):
 
     DEFAULT_CSS = """
     ConfigBanner { display: none; height: auto; max-height: 6; padding: 0 1;
-                   background: $warning-muted; color: $foreground; }
+                   background: $warning-muted; color: $foreground;
+                   text-wrap: nowrap; text-overflow: ellipsis; }
     ConfigBanner.shown { display: block; }
     """
 
