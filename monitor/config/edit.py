@@ -241,6 +241,11 @@ def _item(value: Any) -> Item:
     return tomlkit.item(value)
 
 
+def inline_toml(value: Any) -> str:
+    """`value` as it is written after `key = ` (tables inline)."""
+    return _item(value).as_string()
+
+
 def _plain(value: Any) -> Any:
     """What tomllib gives back for `value`: tuples are arrays."""
     if isinstance(value, dict):

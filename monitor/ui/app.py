@@ -8,6 +8,7 @@ rows on screen, so rendering cost follows what is visible, not probe rate.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, RichLog
 
-from monitor.config.keys import BINDINGS
+from monitor.config.keys import BINDINGS, EDITING
 from monitor.config.model import Config
 from monitor.engine.board import Board
 from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
@@ -62,6 +63,7 @@ class MonitorApp(App[int]):
     BINDINGS = [Binding(keys, action, label, id=action, tooltip=description)
                 for action, (keys, label, description) in BINDINGS.items()]
     BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
+    BINDINGS = [dataclasses.replace(b, show=False) if b.id in EDITING else b for b in BINDINGS]
 
     def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
                  refresh: float = 0.5, clock: Callable[[], float] = time.perf_counter,
@@ -448,6 +450,24 @@ class MonitorApp(App[int]):
     def action_help(self) -> None:
         from monitor.ui.screens.help import HelpScreen
         self.push_screen(HelpScreen())
+
+    # --- editing targets in the config file (screens/target_form.py) ------------------
+
+    def action_add_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "add")
+
+    def action_edit_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "edit")
+
+    def action_duplicate_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "duplicate")
+
+    def action_delete_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "delete")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Main-screen actions are hidden (and off) on the detail and help screens."""
