@@ -16,16 +16,9 @@ from monitor.ui.screens.confirm import ConfirmDelete, UnsavedDraft
 from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.screens.target_form import TargetForm
 from tests.ui.conftest import CONFIG, make_app, populate
+from tests.ui.test_app import until
 
 SIZE = (80, 24)
-
-
-async def until(pilot, predicate, tries: int = 250) -> None:
-    for _ in range(tries):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition never held")
 
 
 async def board(app, pilot, name: str | None = None) -> None:
@@ -45,6 +38,17 @@ async def form_open(app, pilot) -> TargetForm:
     return form
 
 
+async def opened(app, pilot, key: str, name: str | None = None) -> TargetForm:
+    """The board drawn, `name` selected, `key` pressed: the form, checked once."""
+    await board(app, pilot, name)
+    await pilot.press(key)
+    return await form_open(app, pilot)
+
+
+async def closed(app, pilot) -> None:
+    await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+
+
 async def checked(form, pilot) -> None:
     """The loader has judged what was typed (the check waits for a pause in typing)."""
     await pilot.pause(0.3)
@@ -62,9 +66,7 @@ def static(form, selector: str) -> str:
 async def test_a_adds_a_target_with_the_keyboard_alone(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot)
-        await pilot.press("a")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "a")
         assert app.focused.id == "field-name"
         await typed(pilot, "new-api")
         await pilot.press("tab")
@@ -72,7 +74,7 @@ async def test_a_adds_a_target_with_the_keyboard_alone(config_file: Path):
         await checked(form, pilot)
         assert "the file loads with this target" in static(form, "#verdict")
         await pilot.press("enter")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
     expected = add_target(CONFIG, {"name": "new-api", "kind": "http",
                                    "url": "http://127.0.0.1:8080/health"})
     assert config_file.read_text() == expected
@@ -83,9 +85,7 @@ async def test_a_adds_a_target_with_the_keyboard_alone(config_file: Path):
 async def test_edit_changes_only_the_selected_block(config_file: Path, key: str):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "db-primary")
-        await pilot.press(key)
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, key, "db-primary")
         assert form.title_text == "Edit db-primary"
         port = form.query_one("#field-port", Input)
         assert port.value == "5432"
@@ -93,7 +93,7 @@ async def test_edit_changes_only_the_selected_block(config_file: Path, key: str)
         await pilot.press("end", "backspace", "3")
         await checked(form, pilot)
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
     fields = dict(target_block(CONFIG, "db-primary").data, port=5433)
     assert config_file.read_text() == replace_target(CONFIG, "db-primary", fields)
 
@@ -101,9 +101,7 @@ async def test_edit_changes_only_the_selected_block(config_file: Path, key: str)
 async def test_the_loaders_own_message_shows_under_the_field_and_nothing_is_saved(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "db-primary")
-        await pilot.press("E")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "E", "db-primary")
         form.query_one("#field-port", Input).focus()
         await pilot.press("end", *"00000")
         await checked(form, pilot)
@@ -119,9 +117,7 @@ async def test_the_loaders_own_message_shows_under_the_field_and_nothing_is_save
 async def test_changing_the_kind_shows_that_kinds_fields_and_keeps_the_rest(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot)
-        await pilot.press("a")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "a")
         await typed(pilot, "cache")
         await pilot.press("shift+tab")
         assert isinstance(app.focused, Select)
@@ -138,13 +134,11 @@ async def test_changing_the_kind_shows_that_kinds_fields_and_keeps_the_rest(conf
 async def test_duplicate_adds_a_copy_under_a_new_name(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "checkout")
-        await pilot.press("c")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "c", "checkout")
         assert form.query_one("#field-name", Input).value == "checkout copy"
         assert form.query_one("#field-max_latency", Input).value == "250ms"
         await pilot.press("enter")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
     copy = dict(target_block(CONFIG, "checkout").data, name="checkout copy")
     assert config_file.read_text() == add_target(CONFIG, copy)
 
@@ -169,9 +163,7 @@ async def test_delete_asks_first_and_names_the_target(config_file: Path):
 async def test_a_change_on_disk_is_a_conflict_and_reload_keeps_the_typing(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "gateway")
-        await pilot.press("E")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "E", "gateway")
         form.query_one("#field-description", Input).focus()
         await typed(pilot, "core router")
         theirs = CONFIG.replace('interval = "10s"', 'interval = "20s"  # edited meanwhile')
@@ -188,7 +180,7 @@ async def test_a_change_on_disk_is_a_conflict_and_reload_keeps_the_typing(config
         assert form.query_one("#field-description", Input).value == "core router"
         await checked(form, pilot)
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
     fields = dict(target_block(CONFIG, "gateway").data, description="core router")
     assert config_file.read_text() == replace_target(theirs, "gateway", fields)
 
@@ -197,9 +189,7 @@ async def test_a_read_only_file_is_said_and_the_edit_offered_to_copy(config_file
     app = make_app(config_file)
     os.chmod(config_file, 0o444)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "api")
-        await pilot.press("E")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "E", "api")
         form.query_one("#field-group", Input).focus()
         await pilot.press("end", *"-2")
         await checked(form, pilot)
@@ -218,11 +208,9 @@ async def test_a_read_only_file_is_said_and_the_edit_offered_to_copy(config_file
 async def test_escape_closes_a_clean_form_and_asks_again_for_a_changed_one(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "api")
-        await pilot.press("E")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "E", "api")
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
         await pilot.press("E")
         form = await form_open(app, pilot)
         await pilot.press("x")
@@ -231,7 +219,7 @@ async def test_escape_closes_a_clean_form_and_asks_again_for_a_changed_one(confi
         assert app.screen is form
         assert "Escape again to drop your changes" in static(form, "#hint")
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
     assert config_file.read_text() == CONFIG
 
 
@@ -250,9 +238,7 @@ async def test_edit_from_the_detail_screen_edits_that_target(config_file: Path):
 async def test_no_second_form_opens_over_a_form(config_file: Path):
     app = make_app(config_file)
     async with app.run_test(size=SIZE) as pilot:
-        await board(app, pilot, "api")
-        await pilot.press("E")
-        form = await form_open(app, pilot)
+        form = await opened(app, pilot, "E", "api")
         form.query_one("#save").focus()
         await pilot.press("a")
         await pilot.pause()
@@ -270,7 +256,7 @@ async def test_editing_keys_have_ids_palette_entries_and_can_be_remapped(config_
         await pilot.press("n")
         await form_open(app, pilot)
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+        await closed(app, pilot)
         await pilot.press("ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"duplicate", "enter")
@@ -288,9 +274,7 @@ async def test_test_now_probes_the_draft_in_another_process(config_file: Path):
     app = make_app(config_file)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await board(app, pilot, "db-primary")
-            await pilot.press("E")
-            form = await form_open(app, pilot)
+            form = await opened(app, pilot, "E", "db-primary")
             form.query_one("#field-host", Input).value = "127.0.0.1"
             form.query_one("#field-port", Input).value = str(port)
             await checked(form, pilot)
@@ -301,7 +285,7 @@ async def test_test_now_probes_the_draft_in_another_process(config_file: Path):
             assert shown.startswith("UP ") and "connect" in shown, shown
             assert served.is_set()
             await pilot.press("ctrl+s")
-            await until(pilot, lambda: not isinstance(app.screen, TargetForm))
+            await closed(app, pilot)
     finally:
         server.close()
         await server.wait_closed()

@@ -11,16 +11,14 @@ import pytest
 from textual.widgets import Input
 
 from monitor.ui.screens.target_form import TargetForm
-from tests.ui.conftest import make_app, populate
+from tests.ui.conftest import make_app
+from tests.ui.test_snapshots import prepare as prepare_board
 
 
 def prepare(keys: tuple[str, ...] = (), theme: str = "monitor-dark"):
     async def run_before(pilot) -> None:
+        await prepare_board(theme)(pilot)
         app = pilot.app
-        app.theme = theme
-        populate(app)
-        app.flush()
-        await pilot.pause()
         table = app.table
         table.move_cursor(row=table.get_row_index("db-primary"))
         await pilot.press("E")
