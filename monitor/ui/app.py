@@ -21,8 +21,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, RichLog
 
-from monitor.config.keys import BINDINGS
 from monitor.config import ConfigError, parse_config
+from monitor.config.keys import BINDINGS, EDITING
 from monitor.config.model import Config
 from monitor.engine.board import Board
 from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
@@ -66,7 +66,7 @@ class MonitorApp(App[int]):
     # rare ones stay out of the footer (80 columns hold the daily keys); `?`
     # and the palette list them all
     BINDINGS = [Binding(keys, action, label, id=action, tooltip=description,
-                        show=action not in RARE_KEYS)
+                        show=action not in RARE_KEYS and action not in EDITING)
                 for action, (keys, label, description) in BINDINGS.items()]
     BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
 
@@ -497,6 +497,24 @@ class MonitorApp(App[int]):
     def action_help(self) -> None:
         from monitor.ui.screens.help import HelpScreen
         self.push_screen(HelpScreen())
+
+    # --- editing targets in the config file (screens/target_form.py) ------------------
+
+    def action_add_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "add")
+
+    def action_edit_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "edit")
+
+    def action_duplicate_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "duplicate")
+
+    def action_delete_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "delete")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Main-screen actions are hidden (and off) on the detail and help screens."""
