@@ -59,7 +59,8 @@ async def test_a_broken_save_is_shown_until_a_later_save_fixes_it(tmp_path, list
     app = dashboard(path)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.board.views["alpha"].state.value == "up")
-        path.write_text(good + '\n[[targets]]\nname = "beta"\nkind = "tcp"\nport = 99999\n')
+        path.write_text(good.replace('"alpha"', '"alpha"\ndescription = "edited"')
+                        + '\n[[targets]]\nname = "beta"\nkind = "tcp"\nport = 99999\n')
         await pilot.press("R")
         banner = app.query_one("#config-problems")
         await until(pilot, lambda: banner.has_class("shown"))
@@ -74,7 +75,8 @@ async def test_a_broken_save_is_shown_until_a_later_save_fixes_it(tmp_path, list
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         config_box = str(app.screen.boxes["config"].render())
         assert "# running, from monitor.toml:5" in config_box
-        assert "the file on disk differs: its problems are in the banner above" in config_box
+        assert ("this target's block differs in the file on disk: the file has problems "
+                "(see the banner above)") in config_box
         await pilot.press("escape")
 
         path.write_text(good + block("beta", listening_port))

@@ -239,11 +239,27 @@ class DetailScreen(Screen[None]):
                 self._disk_text = raw.replace("\r\n", "\n").replace("\r", "\n")
         except OSError as exc:
             return f"# the file cannot be read now: {exc.strerror or exc}"
-        if self._disk_text == getattr(config, "source", None):
+        running = getattr(config, "source", "")
+        if self._disk_text == running:
+            return None
+        # the file changed: this target's block, or only others'? (both texts
+        # are split only now, when they differ: 10,000 blocks take a while)
+        from monitor.config.edit import EditError, target_block
+        try:
+            ours = target_block(running, self.target_name).source
+        except EditError:
+            ours = None
+        try:
+            on_disk: str | None = target_block(self._disk_text or "", self.target_name).source
+        except EditError:
+            on_disk = None
+        if ours is not None and on_disk == ours:
             return None
         broken = self.app.config_banner.has_class("shown")  # type: ignore[attr-defined]
-        return ("# the file on disk differs: its problems are in the banner above"
-                if broken else "# the file on disk differs: saved since, not applied yet")
+        what = ("this target is not in the file on disk any more" if on_disk is None
+                else "this target's block differs in the file on disk")
+        return (f"# {what}: the file has problems (see the banner above)" if broken
+                else f"# {what}: saved since, not applied yet")
 
     def action_probe_now(self) -> None:
         self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
