@@ -476,11 +476,14 @@ class Writer:
             self._recent_rows, self._recent_oldest = 0, None
             return
         columns = ", ".join(SAMPLE_COLUMNS)
+        now = epoch_ms(self.clock())
+        # rows already past a level's retention (a monitor restarted after long) skip that level
         db.execute(f"INSERT OR IGNORE INTO samples({columns}) SELECT {columns} FROM recent "
-                   "WHERE rowid <= ? ORDER BY target, at", (cut,))
+                   "WHERE rowid <= ? AND at >= ? ORDER BY target, at",
+                   (cut, now - self.retention.raw_ms))
         rows = db.execute("SELECT target, at, status, latency_us FROM recent WHERE rowid <= ?",
                           (cut,))
-        settled = settle_rollups(db, rows)
+        settled = settle_rollups(db, rows, now - self.retention.minutes_ms)
         db.execute("DELETE FROM recent WHERE rowid <= ?", (cut,))
         self._recent_rows = max(0, self._recent_rows - settled)
         row = db.execute("SELECT at FROM recent ORDER BY rowid LIMIT 1").fetchone()
@@ -514,8 +517,8 @@ class Writer:
         self._round_cuts = None
 
     def _prune_round(self, db: sqlite3.Connection, raw_cut: int, event_cut: int) -> None:
-        """After every target had its turn: what all targets share."""
-        db.execute("DELETE FROM recent WHERE at < ?", (raw_cut,))
+        """After every target had its turn: what all targets share. (Rows in
+        `recent` are never pruned: they settle first, rolled up.)"""
         db.execute("DELETE FROM runs WHERE last_seen < ? AND id NOT IN "
                    "(SELECT DISTINCT run FROM events)", (event_cut,))
         db.execute("DELETE FROM reloads WHERE at < ?", (event_cut,))
@@ -534,12 +537,13 @@ class Writer:
         self._targets.clear()
 
 
-def settle_rollups(db: sqlite3.Connection, rows: Iterable[tuple]) -> int:
-    """Add sample rows (target, at, status, latency_us) into `minutes` and
-    `hours`; how many rows there were."""
+def settle_rollups(db: sqlite3.Connection, rows: Iterable[tuple], minutes_from: int = 0) -> int:
+    """Add sample rows (target, at, status, latency_us) into `hours`, and
+    into `minutes` those from `minutes_from` on; how many rows there were."""
     rows = list(rows)
-    for table, width in (("minutes", MINUTE_MS), ("hours", HOUR_MS)):
-        schema.upsert_rollups(db, table, rows_of(roll_up(rows, width)))
+    schema.upsert_rollups(db, "hours", rows_of(roll_up(rows, HOUR_MS)))
+    schema.upsert_rollups(db, "minutes", rows_of(roll_up(
+        [row for row in rows if row[1] >= minutes_from], MINUTE_MS)))
     return len(rows)
 
 
