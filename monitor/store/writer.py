@@ -172,14 +172,17 @@ class Writer:
             self._next_prune = now + PRUNE_EVERY
             self._attempt(self._prune_step)
 
-    def _attempt(self, step: Callable[[sqlite3.Connection], None]) -> bool:
-        """Run one step in a transaction; on failure keep everything for a retry."""
+    def _attempt(self, step: Callable[[sqlite3.Connection], Callable[[], None] | None]) -> bool:
+        """Run one step in a transaction; what it returns is done once the
+        commit went through. On failure everything is kept for a retry."""
         try:
             db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
-                step(db)
+                committed = step(db)
                 db.execute("COMMIT")
+                if committed is not None:
+                    committed()
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -331,8 +334,8 @@ class Writer:
 
     # --- one batch ---------------------------------------------------------------------
 
-    def _write_batch(self, db: sqlite3.Connection) -> None:
-        batch = self._pending
+    def _write_batch(self, db: sqlite3.Connection) -> Callable[[], None]:
+        batch = list(self._pending)
         run_id = self._run_id
         samples: list[tuple] = []
         events: list[tuple] = []
@@ -372,14 +375,15 @@ class Writer:
         if run_id is not None:
             db.execute("UPDATE runs SET last_seen = max(last_seen, ?) WHERE id = ?",
                        (newest, run_id))
-        # committed by the caller; only then is the batch done
-        self._run_id = run_id
-        self._pending = []
-        self._pending_results = 0
-        self.written += len(samples)
-        self._recent_rows += len(samples)
-        if samples and self._recent_oldest is None:
-            self._recent_oldest = samples[0][1]
+        def committed() -> None:   # a commit that fails (disk full) keeps the batch
+            self._run_id = run_id
+            del self._pending[:len(batch)]
+            self._pending_results = sum(1 for item in self._pending if item[0] == "r")
+            self.written += len(samples)
+            self._recent_rows += len(samples)
+            if samples and self._recent_oldest is None:
+                self._recent_oldest = samples[0][1]
+        return committed
 
     def _new_run(self, db: sqlite3.Connection, at: int) -> int:
         cursor = db.execute("INSERT INTO runs(started, last_seen, pid, owner) VALUES (?,?,?,?)",
@@ -465,7 +469,7 @@ class Writer:
             self._settling = True
         return due
 
-    def _settle_step(self, db: sqlite3.Connection) -> None:
+    def _settle_step(self, db: sqlite3.Connection) -> Callable[[], None] | None:
         """Move the oldest SETTLE_CHUNK rows of `recent`, ordered by target, into
         `samples`, and add them into the minute and hour rollups."""
         row = db.execute("SELECT rowid FROM recent ORDER BY rowid LIMIT 1 OFFSET ?",
@@ -474,7 +478,7 @@ class Writer:
         if cut is None:
             self._settling = False
             self._recent_rows, self._recent_oldest = 0, None
-            return
+            return None
         columns = ", ".join(SAMPLE_COLUMNS)
         now = epoch_ms(self.clock())
         # rows already past a level's retention (a monitor restarted after long) skip that level
@@ -485,15 +489,18 @@ class Writer:
                           (cut,))
         settled = settle_rollups(db, rows, now - self.retention.minutes_ms)
         db.execute("DELETE FROM recent WHERE rowid <= ?", (cut,))
-        self._recent_rows = max(0, self._recent_rows - settled)
         row = db.execute("SELECT at FROM recent ORDER BY rowid LIMIT 1").fetchone()
-        self._recent_oldest = row[0] if row else None
-        if row is None or self._recent_rows < SETTLE_CHUNK:
-            self._settling = False
+
+        def committed() -> None:
+            self._recent_rows = max(0, self._recent_rows - settled)
+            self._recent_oldest = row[0] if row else None
+            if row is None or self._recent_rows < SETTLE_CHUNK:
+                self._settling = False
+        return committed
 
     # --- pruning ----------------------------------------------------------------------------
 
-    def _prune_step(self, db: sqlite3.Connection) -> None:
+    def _prune_step(self, db: sqlite3.Connection) -> Callable[[], None]:
         now = epoch_ms(self.clock())
         keep = self.retention
         if self._round_cuts is None:
@@ -510,11 +517,17 @@ class Writer:
             db.execute("DELETE FROM hours WHERE target = ? AND bucket < ?", (target, hour_cut))
             db.execute("DELETE FROM events WHERE target = ? AND at < ?", (target, event_cut))
         if ids:
-            self._prune_cursor = ids[-1]
-            return
+            def next_targets() -> None:
+                self._prune_cursor = ids[-1]
+            return next_targets
         self._prune_round(db, raw_cut, event_cut)
-        self._prune_cursor = 0
-        self._round_cuts = None
+
+        def next_round() -> None:
+            self._prune_cursor = 0
+            self._round_cuts = None
+            self._reasons.clear()   # ids of pruned reasons and targets are gone
+            self._targets.clear()
+        return next_round
 
     def _prune_round(self, db: sqlite3.Connection, raw_cut: int, event_cut: int) -> None:
         """After every target had its turn: what all targets share. (Rows in
@@ -533,8 +546,6 @@ class Writer:
                        [("raw_horizon", raw_cut),
                         ("minutes_horizon", self._round_cuts[1] * MINUTE_MS),   # type: ignore[index]
                         ("hours_horizon", self._round_cuts[2] * HOUR_MS)])       # type: ignore[index]
-        self._reasons.clear()
-        self._targets.clear()
 
 
 def settle_rollups(db: sqlite3.Connection, rows: Iterable[tuple], minutes_from: int = 0) -> int:
