@@ -14,6 +14,7 @@ HistoryError with a sentence when the database cannot be read.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -144,6 +145,9 @@ class HistoryStore:
     def _reader_db(self) -> sqlite3.Connection:
         if self._read_db is None:
             assert self.path is not None
+            if not is_memory(self.path) and not os.path.exists(self.path):
+                raise HistoryError(f"{self.path}: no history yet (it is written while the "
+                                   "monitor runs with this config)")
             try:
                 db = connect(self.path, read_only=True)
             except (sqlite3.Error, OSError) as exc:
