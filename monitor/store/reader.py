@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from monitor.store.codec import SAMPLE_COLUMNS, STATES, STATUSES, decode_hist, encode_hist
 from monitor.store.rollup import HOUR_MS, MINUTE_MS, Aggregate
 from monitor.store.uptime import (
-    REMOVED, Change, Outage, Run, Span, outages, tally, timeline)
+    REMOVED, Outage, Run, Span, outages, tally, timeline, window_tallies)
 from monitor.store.views import (
     RANGES, WINDOWS, Bucket, Series, StoredEvent, StoredSample, TargetInfo, TargetReport,
     WindowUptime)
@@ -39,8 +39,17 @@ class HistSum:
         self.counts: dict[int, int] = {}
 
     def step(self, blob: bytes | None) -> None:
+        if not blob:
+            return
+        counts = self.counts
+        odd = blob[1::2]
+        if len(blob) % 2 == 0 and max(odd) < 0x80:
+            # every count below 128: plain (index, count) byte pairs, the common case
+            for index, count in zip(blob[0::2], odd):
+                counts[index] = counts.get(index, 0) + count
+            return
         for index, count in decode_hist(blob).items():
-            self.counts[index] = self.counts.get(index, 0) + count
+            counts[index] = counts.get(index, 0) + count
 
     def finalize(self) -> bytes:
         return encode_hist(self.counts)
@@ -155,9 +164,9 @@ class Reader:
         if target_ids is not None and len(target_ids) == 1:
             query += " AND e.target = ?"
             args.append(target_ids[0])
-        changes: dict[int, list[Change]] = defaultdict(list)
-        for target, at, run, state, reason in self.db.execute(query + " ORDER BY e.at, e.id", args):
-            changes[target].append(Change(at, run, state, reason))
+        changes: dict[int, list[tuple]] = defaultdict(list)
+        for row in self.db.execute(query + " ORDER BY e.at, e.id", args):
+            changes[row[0]].append(row[1:])
         wanted = changes.keys() if target_ids is None else [t for t in target_ids if t in changes]
         return {target: timeline(runs, changes[target]) for target in wanted}
 
@@ -169,13 +178,12 @@ class Reader:
         wanted = [known[n] for n in (names if names is not None else known) if n in known]
         longest = int(max(windows) * 1000)
         spans = self.timelines(now_ms - longest, now_ms, now_ms, [i.id for i in wanted])
+        lengths = [int(window * 1000) for window in windows]
         out = {}
         for info in wanted:
-            own = spans.get(info.id, [])
-            out[info.name] = [
-                WindowUptime(window, tally(own, now_ms - int(window * 1000), now_ms),
-                             len(outages(own, now_ms - int(window * 1000), now_ms)))
-                for window in windows]
+            tallies = window_tallies(spans.get(info.id, []), now_ms, lengths)
+            out[info.name] = [WindowUptime(window, counted, down)
+                              for window, (counted, down) in zip(windows, tallies)]
         return out
 
     def incidents(self, name: str, since: float, until: float | None = None,

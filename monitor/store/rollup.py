@@ -64,7 +64,8 @@ class Aggregate:
     def from_row(cls, row: tuple) -> Aggregate:
         """From (count, down, degraded, answered, sum, min, max, hist) columns."""
         count, down, degraded, answered, total, low, high, blob = row
-        return cls(count, down, degraded, answered, total, low, high, decode_hist(blob))
+        return cls(count or 0, down or 0, degraded or 0, answered or 0, total or 0, low, high,
+                   decode_hist(blob))
 
     def row(self, target: int, bucket: int) -> tuple:
         return (target, bucket, self.count, self.down, self.degraded, self.answered,

@@ -16,7 +16,7 @@ All times are integer epoch milliseconds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from monitor.store.codec import STATE_CODE
 from monitor.engine.state import State
@@ -29,8 +29,7 @@ REMOVED = len(STATE_CODE)   # a pseudo-state: the target left the config (a relo
 CONFIRMED = (UP, DEGRADED, DOWN)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):
     """A span the monitor ran: `end` is when it stopped, or the last moment it
     is known to have run (kill -9 leaves no stop); `live`: still running."""
     id: int
@@ -39,16 +38,14 @@ class Run:
     live: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     at: int
     run: int
     state: int             # a STATE_CODE or REMOVED
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     start: int
     end: int
     state: int
@@ -57,8 +54,7 @@ class Span:
     live: bool = False     # the run still goes on: `end` is "now"
 
 
-@dataclass(frozen=True, slots=True)
-class Tally:
+class Tally(NamedTuple):
     window_ms: int
     up_ms: int
     degraded_ms: int
@@ -80,8 +76,7 @@ class Tally:
         return 100.0 * self.known_ms / self.window_ms if self.window_ms > 0 else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Outage:
+class Outage(NamedTuple):
     start: int
     end: int                # when it ended, or the last moment known (see `ended`)
     reason: str | None
@@ -95,28 +90,29 @@ class Outage:
         return max(0, min(self.end, end) - max(self.start, start))
 
 
-def timeline(runs: Sequence[Run], changes: Iterable[Change]) -> list[Span]:
-    """The spans a target spent in each known state, oldest first. Changes are
-    in time order; one whose run is unknown (pruned) is ignored, and its time
-    is clamped into its run's (a wall clock stepped back or forward)."""
-    by_run: dict[int, list[Change]] = {}
+def timeline(runs: Sequence[Run], changes: Iterable[tuple[int, int, int, str | None]]) -> list[Span]:
+    """The spans a target spent in each known state, oldest first. Changes
+    (Change or plain (at, run, state, reason) tuples) are in time order; one
+    whose run is unknown (pruned) is ignored, and its time is clamped into its
+    run's (a wall clock stepped back or forward)."""
+    by_run: dict[int, list[tuple[int, int, int, str | None]]] = {}
     for change in changes:
-        by_run.setdefault(change.run, []).append(change)
+        by_run.setdefault(change[1], []).append(change)
     spans: list[Span] = []
-    for run in runs:
-        own = by_run.get(run.id)
+    for run_id, start, end, live in runs:
+        own = by_run.get(run_id)
         if not own:
             continue
         state: int | None = None
         reason: str | None = None
-        since = run.start
-        for change in own:
-            at = min(max(change.at, since), run.end)
+        since = start
+        for at, _run, to, why in own:
+            at = end if at > end else since if at < since else at
             if state is not None and at > since:
-                spans.append(Span(since, at, state, reason, change.state))
-            state, reason, since = change.state, change.reason, at
-        if state is not None and run.end > since:
-            spans.append(Span(since, run.end, state, reason, None, run.live))
+                spans.append(Span(since, at, state, reason, to))
+            state, reason, since = to, why, at
+        if state is not None and end > since:
+            spans.append(Span(since, end, state, reason, None, live))
     return spans
 
 
@@ -128,6 +124,27 @@ def tally(spans: Sequence[Span], start: int, end: int) -> Tally:
             continue
         totals[span.state] += min(span.end, end) - max(span.start, start)
     return Tally(max(0, end - start), totals[UP], totals[DEGRADED], totals[DOWN])
+
+
+def window_tallies(spans: Sequence[Span], end: int,
+                   lengths: Sequence[int]) -> list[tuple[Tally, int]]:
+    """(Tally, outages begun or going on) of each window [end - length, end),
+    walking the spans newest first and each window only as far back as it
+    reaches: the uptime of every window of a thousand targets in one pass."""
+    out = []
+    for length in lengths:
+        start = end - length
+        totals = {UP: 0, DEGRADED: 0, DOWN: 0}
+        down = 0
+        for span in reversed(spans):
+            if span.end <= start:
+                break
+            if span.start >= end or span.state not in totals:
+                continue
+            totals[span.state] += min(span.end, end) - max(span.start, start)
+            down += span.state == DOWN
+        out.append((Tally(max(0, length), totals[UP], totals[DEGRADED], totals[DOWN]), down))
+    return out
 
 
 _ENDED = {UP: "recovered", DEGRADED: "recovered", PAUSED: "paused", REMOVED: "removed"}

@@ -21,7 +21,8 @@ import pytest
 
 from monitor.engine.state import State
 from monitor.store.codec import STATE_CODE
-from monitor.store.uptime import REMOVED, Change, Run, outages, tally, timeline
+from monitor.store.uptime import (
+    REMOVED, Change, Run, outages, tally, timeline, window_tallies)
 
 S = 1000   # ms per second
 RUNS = [Run(1, 0, 1000 * S), Run(2, 1500 * S, 3000 * S), Run(3, 3600 * S, 4000 * S, live=True)]
@@ -90,3 +91,11 @@ def test_changes_of_an_unknown_run_are_ignored_and_stepped_clocks_clamped():
 def test_no_runs_or_no_changes_is_no_data():
     assert tally(timeline([], A), 0, 4000 * S).uptime_pct is None
     assert tally(timeline(RUNS, []), 0, 4000 * S).coverage_pct == 0.0
+
+
+def test_all_windows_at_once_agree_with_each_window_alone():
+    spans = timeline(RUNS, A)
+    lengths = [100 * S, 600 * S, 1500 * S, 4000 * S, 9000 * S]
+    for (got, down), length in zip(window_tallies(spans, 4000 * S, lengths), lengths):
+        assert got == tally(spans, 4000 * S - length, 4000 * S)
+        assert down == len(outages(spans, 4000 * S - length, 4000 * S))
