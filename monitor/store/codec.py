@@ -9,9 +9,13 @@ about 40 bytes on disk (bench/history_bench.py).
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
-from monitor.engine.result import Status
+from monitor.engine.result import ProbeResult, Status
 from monitor.engine.state import State
 from monitor.probes.base import PHASES
 
@@ -35,6 +39,30 @@ def micros(ms: float | None) -> int | None:
     if ms is None or math.isnan(ms):
         return None
     return max(0, int(round(ms * 1000.0)))
+
+
+def moment_ms(at: datetime | float | None, clock: Callable[[], float]) -> int:
+    """Epoch ms of a datetime, of epoch seconds, or of now (None)."""
+    if at is None:
+        return epoch_ms(clock())
+    if isinstance(at, datetime):
+        return epoch_ms(at.timestamp())
+    return epoch_ms(float(at))
+
+
+def result_item(result: ProbeResult) -> tuple:
+    phases = result.phases_ms
+    cert = result.cert
+    return ("r", result.name, result.kind, result.target, epoch_ms(result.checked_at.timestamp()),
+            STATUS_CODE[result.status], micros(result.latency_ms), result.reason,
+            result.http_status, None if cert is None else int(cert.expires_at.timestamp()),
+            *(micros(phases.get(phase)) for phase in PHASES), 1 if result.recheck else 0)
+
+
+def reload_item(at: int, summary: dict[str, Any]) -> tuple:
+    removed = summary.get("removed") or ()
+    text = json.dumps(summary, default=str, sort_keys=True)
+    return ("reload", at, text, tuple(str(name) for name in removed))
 
 
 # --- latency histograms ---------------------------------------------------------

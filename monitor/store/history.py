@@ -33,7 +33,8 @@ from monitor.store.reader import Reader, prepare_reader
 from monitor.store.uptime import Outage
 from monitor.store.views import (
     WINDOWS, Series, StoredEvent, StoredSample, TargetInfo, TargetReport, WindowUptime)
-from monitor.store.writer import Health, Retention, Writer, moment_ms, reload_item
+from monitor.store.codec import moment_ms, reload_item
+from monitor.store.writer import Health, Retention, Writer
 
 log = logging.getLogger(__name__)
 

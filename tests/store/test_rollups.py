@@ -11,7 +11,7 @@ import pytest
 
 from monitor.engine.result import Status
 from monitor.engine.state import State
-from monitor.store import HistoryStore, Retention, writer
+from monitor.store import HistoryStore, Retention, upkeep, writer
 from monitor.store.codec import decode_hist, encode_hist, merge_hist
 from monitor.store.reader import Reader, prepare_reader
 from monitor.store.rollup import Aggregate
@@ -24,10 +24,10 @@ NAMES = ("a", "b", "c")
 @pytest.fixture
 def fast_writer(monkeypatch):
     monkeypatch.setattr(writer, "FLUSH_EVERY", 0.02)
-    monkeypatch.setattr(writer, "SETTLE_ROWS", 500)
-    monkeypatch.setattr(writer, "SETTLE_CHUNK", 400)
-    monkeypatch.setattr(writer, "PRUNE_EVERY", 0.0)
-    monkeypatch.setattr(writer, "PRUNE_TARGETS", 2)
+    monkeypatch.setattr(upkeep, "SETTLE_ROWS", 500)
+    monkeypatch.setattr(upkeep, "SETTLE_CHUNK", 400)
+    monkeypatch.setattr(upkeep, "PRUNE_EVERY", 0.0)
+    monkeypatch.setattr(upkeep, "PRUNE_TARGETS", 2)
 
 
 def fill(store: HistoryStore, hours: float, step: float = 10.0, seed: int = 1) -> list:
