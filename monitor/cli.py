@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8917)
 
+    from monitor.store.cli_commands import add_arguments as add_history_commands
+    add_history_commands(sub, _config_arg)   # history NAME, report
+
     worker = sub.add_parser("engine-worker")
     # internal (the dashboard's engine process): keep it out of --help
     sub._choices_actions = [a for a in sub._choices_actions if a.dest != "engine-worker"]
@@ -97,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_kinds(args.kind)
         if command == "demo":
             return run_async(cmd_demo(args.host, args.port))
+        if command in ("history", "report"):   # read-only; --db needs no config
+            from monitor.store import cli_commands
+            history_command = (cli_commands.cmd_history if command == "history"
+                               else cli_commands.cmd_report)
+            return history_command(args, lambda: load(config_arg))
         config = load(config_arg)
         if command == "validate":
             count = len(config.targets)

@@ -82,6 +82,14 @@ def to_duration(value: Any) -> float:
     return parse_duration(value)
 
 
+# History may be kept longer than any interval or timeout: ten years
+MAX_RETENTION = 3650 * 86400.0
+
+
+def to_retention(value: Any) -> float:
+    return parse_duration(value, ceiling=MAX_RETENTION)
+
+
 def to_size(value: Any) -> int:
     return parse_size(value)
 
@@ -116,6 +124,16 @@ def _printable(text: str) -> str:
         if not char.isprintable() and unicodedata.category(char) != "Zs":
             raise ValueError(f"must not contain control characters, found {ascii(char)} "
                              "(names, groups and tags are shown on terminals)")
+    return text
+
+
+def to_history_db(value: Any) -> str:
+    """A path, "off" or ":memory:" ("" means the default place)."""
+    text = to_str(value).strip()
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    if text.lower() in ("off", "none", "false"):
+        return "off"
     return text
 
 
@@ -225,7 +243,7 @@ def describe_options(cls: type) -> list[tuple[str, str, str]]:
     for spec in dataclasses.fields(cls):
         convert = spec.metadata.get("convert")
         if spec.default is not dataclasses.MISSING and spec.default is not None \
-                and convert is to_duration:
+                and convert in (to_duration, to_retention):
             default = format_duration(spec.default)
         elif spec.default is not dataclasses.MISSING and convert is to_size:
             default = f"{spec.default // 1024}KiB" if spec.default % 1024 == 0 else str(spec.default)

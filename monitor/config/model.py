@@ -9,8 +9,8 @@ from typing import Any
 
 from monitor.config.durations import MAX_DURATION
 from monitor.config.fields import (
-    duration_in, in_range, option, to_bool, to_duration, to_int, to_label, to_labels, to_name,
-    to_nonempty_str, to_str)
+    duration_in, in_range, option, to_bool, to_duration, to_history_db, to_int, to_label,
+    to_labels, to_name, to_nonempty_str, to_retention, to_str)
 
 # At least a millisecond: 0 would probe in a busy loop. A week is the longest
 # interval that still watches uptime; timeouts are bounded by the interval.
@@ -43,6 +43,23 @@ class Settings:
                           doc="samples kept per target for statistics")
     user_agent: str = option("monitor/0.1 (+uptime check)", convert=to_nonempty_str,
                              doc="User-Agent of HTTP probes")
+    # Where results, state changes and the monitor's own running spans are kept
+    # across restarts (monitor/store/). Retention per level: raw samples for
+    # exports and short charts, per-minute and per-hour rollups for long ones.
+    history_db: str = option("", convert=to_history_db,
+                             doc="history database: a path (relative to this file), "
+                                 "\"off\", \":memory:\"; default: one per config file "
+                                 "in the user data dir")
+    history_keep_raw: float = option(7 * 86400.0, convert=to_retention,
+                                     check=duration_in(3600.0, 400 * 86400.0),
+                                     doc="keep every result this long")
+    history_keep_minutes: float = option(2 * 86400.0, convert=to_retention,
+                                         check=duration_in(3600.0, 400 * 86400.0),
+                                         doc="keep per-minute aggregates this long")
+    history_keep_hours: float = option(400 * 86400.0, convert=to_retention,
+                                       check=duration_in(86400.0, 3650 * 86400.0),
+                                       doc="keep per-hour aggregates, state changes and "
+                                           "running spans this long")
 
 
 @dataclass(frozen=True, kw_only=True)
