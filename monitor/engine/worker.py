@@ -30,6 +30,7 @@ from monitor.engine.record import RecordSink, open_recorder
 from monitor.engine.result import ProbeResult
 from monitor.engine.sinks import ConfigRejected, ConfigReloaded, Sink
 from monitor.engine.state import Transition
+from monitor.store.sink import HistoryRefused, open_history
 from monitor.engine.wire import (
     CommandReader,
     Message,
@@ -113,6 +114,13 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
             emit(("error", f"--record {record}: {exc.strerror or exc}"))
     # the UI keeps the history it shows; a hangup (the terminal closed) stops us
     host = EngineHost(config, sinks, keep_history=False, demo_required=False)
+    try:
+        history = open_history(config, "monitor (dashboard)", host.sinks.on_notice)
+    except HistoryRefused as exc:   # e.g. a service runs this config: the board is live, unkept
+        emit(("error", f"history not written: {exc}"))
+        history = None
+    if history is not None:
+        host.sinks.add(history)
     await host.start()
     emit(("ready",))
     # the config this engine runs: a restarted engine read the file anew, and

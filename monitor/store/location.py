@@ -83,6 +83,8 @@ class OwnerLock:
     def acquire(self, what: str = "") -> None:
         """Take the lock or raise HistoryBusy naming the holder; OSError when
         the lock file cannot be made (an unwritable directory)."""
+        # the first run of a config: its history directory is made here
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

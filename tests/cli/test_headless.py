@@ -354,3 +354,41 @@ async def test_sighup_reloads_the_config_and_a_broken_edit_keeps_the_last_good_o
     assert code == 0
     assert "config not reloaded (1 problem); still running the last good one:" in err
     assert f"{path}:" in err
+
+
+async def test_history_survives_a_restart_and_one_config_has_one_writer(tmp_path, server):
+    """`run --headless` writes history: after a stop and a start, `monitor
+    history` has the first run's results beside the second's; a second
+    service on the same config is refused, naming the first."""
+    path = write_config(tmp_path / "m.toml", server.base, 1, "100ms")
+    env = clean_env(tmp_path)
+
+    async def one_run(results: int) -> None:
+        proc = await start(tmp_path, "run", "--headless", "--json", "-c", str(path),
+                           stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        seen = 0
+        try:
+            async with asyncio.timeout(15):
+                while seen < results:
+                    line = await proc.stdout.readline()
+                    assert line, "run --headless ended early"
+                    seen += json.loads(line)["event"] == "result"
+            if results == 3:   # while the first one runs, a second is refused
+                code, out, err = await monitor("run", "--headless", "-c", str(path),
+                                               cwd=tmp_path, env=env)
+                assert code == 2, (out, err)
+                assert f"pid {proc.pid}" in err and "Traceback" not in err
+        finally:
+            code, err = await stop(proc)
+        assert code == 0, err
+
+    await one_run(3)
+    await one_run(2)
+    code, out, err = await monitor("history", "t0", "--json", "-c", str(path),
+                                   cwd=tmp_path, env=env)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    samples = [r for r in rows if "latency_ms" in r]
+    assert len(samples) >= 5, rows   # both runs' results, the first run's kept across the restart
+    assert all(s["status"] == "up" for s in samples)

@@ -157,3 +157,18 @@ def test_retention_settings_are_checked():
     text = str(caught.value)
     assert "m.toml:2: settings.history_keep_raw: must be between 1h and 400d, got 10m" in text
     assert "m.toml:3: settings.history_keep_hours: cannot read \"20y\"" in text
+
+
+def test_the_default_place_is_made_on_first_use(tmp_path):
+    """A config's first run: the user data dir has no history directory yet."""
+    from monitor.config import parse_config
+    from monitor.store.history import HistoryStore
+    config_path = tmp_path / "m.toml"
+    config_path.write_text('[[targets]]\nname = "a"\nkind = "tcp"\nhost = "127.0.0.1"\nport = 1\n')
+    config = parse_config(config_path.read_text(), config_path)
+    store = HistoryStore.for_config(config)
+    try:
+        assert store.enabled and store.health.ok, store.health
+        assert (tmp_path / "xdg-data" / "monitor" / "history").is_dir()
+    finally:
+        store.close()
