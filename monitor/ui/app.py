@@ -33,6 +33,7 @@ from monitor.ui import format as fmt
 from monitor.ui import themes
 from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
                                  reload_line, transition_line)
+from monitor.ui.history import Past, apply_past, read_past
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import ConfigBanner, EngineBanner
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 EngineFactory = Callable[[Listener], EngineClient]
 RARE_KEYS = {"reload"}
+PAST_WAIT = 5.0   # seconds the board waits for history at start before going on without it
+EVENT_LOG_FROM_HISTORY = 50
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
 SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with targets pending
 
@@ -101,6 +104,7 @@ class MonitorApp(App[int]):
         self._uptime: float | None = None
         self._engine_started = False
         self._detail: DetailScreen | None = None
+        self._past: asyncio.Future[Past] | None = None
         self._born = clock()
         self.wall = wall   # time of day, for what people read; `clock` measures
         self.watch = EngineWatch(clock(), wall=wall)
@@ -153,6 +157,9 @@ class MonitorApp(App[int]):
         self._relayout()
         self._arrange(force=True)
         table.focus()
+        # the board's past, read while the engine starts; results wait for it
+        self._past = asyncio.get_running_loop().run_in_executor(
+            None, read_past, self.config, self.clock())
         self.set_interval(self.refresh_every, self.flush)
         if self._watch_terminal:
             self._install_hangup_guards()
@@ -186,6 +193,10 @@ class MonitorApp(App[int]):
             return   # shutting down: the screen is being taken apart
         touched: set[str] = set()
         moved = False
+        if self._past is not None:
+            if not self._past.done() and self.clock() - self._born < PAST_WAIT:
+                return   # the engine's first results wait in the inbox: the past goes first
+            moved = self._take_past(touched)
         while inbox.configs:   # first: a new target's first result needs its row
             moved |= self._follow_config(inbox.configs.popleft(), touched)
         while inbox.results:
@@ -232,6 +243,29 @@ class MonitorApp(App[int]):
                 refresh(touched)
         if self._settle_heap is not None:
             self._settle_once(now)
+
+    def _take_past(self, touched: set[str]) -> bool:
+        """History's samples and events onto the board, once."""
+        future, self._past = self._past, None
+        if future is None or not future.done() or future.cancelled():
+            self.events.write(error_line("history not shown: still reading it after "
+                                         f"{PAST_WAIT:g}s", self.wall_now(), self.palette))
+            return False
+        error = future.exception()
+        past = future.result() if error is None else None
+        if past is None or past.error:
+            why = past.error if past is not None else f"{type(error).__name__}: {error}"
+            self.events.write(error_line(f"history not shown: {why}", self.wall_now(),
+                                         self.palette))
+            return False
+        apply_past(self.board, past)
+        for transition in past.events[-EVENT_LOG_FROM_HISTORY:]:
+            self.events.write(transition_line(transition, self.palette))
+        if past.samples or past.events:
+            self.events.write(Text(f"{self.wall_now():%H:%M:%S} monitor started; earlier "
+                                   "lines and trends are from history", style=self.palette.muted))
+        touched.update(past.samples)
+        return True
 
     def _follow_config(self, event: ConfigReloaded | ConfigRejected, touched: set[str]) -> bool:
         """The engine runs another config (or refused a broken one): make the
