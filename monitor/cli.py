@@ -17,48 +17,53 @@ from monitor.config import Config, ConfigError, load_config
 from monitor.config.lookup import candidates, find_config
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
+DEFAULT_REFRESH = 0.5   # seconds between dashboard redraws
+DEFAULT_UI_NICE = 19    # the screen's niceness: rendering yields to measuring
+HEADLESS_STATS_EVERY = 10.0   # seconds between `--json` stats events
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Options go where users put them: `--config` and the dashboard's options
+    are accepted before the command and after it (`monitor --record F` and
+    `monitor dashboard --record F`). Every option defaults to "not given"
+    (SUPPRESS), so one given before the command survives the command's own
+    parse, and `main` can tell an option given to a command it does not apply
+    to, and say so."""
     parser = argparse.ArgumentParser(
         prog="monitor", description="A terminal uptime monitor.",
-        epilog="With no command, opens the dashboard.")
+        epilog="With no command, opens the dashboard. Options may come before or after "
+               "the command.")
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
-    parser.add_argument("-c", "--config", help="config file (default: $MONITOR_CONFIG, "
-                        "./monitor.toml, then ~/.config/monitor/config.toml)")
+    _config_option(parser)
+    _dashboard_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    parser.add_argument("--refresh", type=float, default=0.5, metavar="SECONDS",
-                        help="dashboard redraw interval (default 0.5; raise it on slow links)")
     dashboard = sub.add_parser("dashboard", help="the full-screen dashboard (the default)")
-    _config_arg(dashboard)
-    dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
-                           dest="sub_refresh", help="redraw interval (default 0.5)")
-    parser.add_argument("--record", metavar="FILE",
-                        help="dashboard: also append every result to FILE as JSON lines")
-    parser.add_argument("--ui-nice", type=int, default=19, metavar="N",
-                        help="dashboard: scheduling niceness of the screen's process, so "
-                             "rendering never delays a measurement (default 19; 0 keeps "
-                             "it at the engine's priority)")
+    _config_option(dashboard)
+    _dashboard_options(dashboard)
 
     check = sub.add_parser("check", help="probe every target once and exit 0 if all are up")
-    _config_arg(check)
+    _config_option(check)
     check.add_argument("--json", action="store_true", help="one JSON object per target per line")
     check.add_argument("-t", "--target", action="append", metavar="NAME",
                        help="only this target (repeatable)")
 
     validate = sub.add_parser("validate", help="check the config file and exit 0 or 2")
-    _config_arg(validate)
+    _config_option(validate)
+    validate.add_argument("file", nargs="?", metavar="FILE", default=argparse.SUPPRESS,
+                          help="the config file (the same as --config)")
 
-    run = sub.add_parser("run", help="probe forever and log state changes")
-    _config_arg(run)
-    run.add_argument("--headless", action="store_true", help="no dashboard (required)")
-    run.add_argument("--json", action="store_true",
-                     help="JSON lines: every result and every transition")
-    run.add_argument("--stats-every", type=float, default=HEADLESS_STATS_EVERY, metavar="SECONDS",
-                     help="with --json: a stats event this often (default 10; 0 = none)")
-    run.add_argument("--record", dest="sub_record", metavar="FILE",
-                     help="also append every result to FILE as JSON lines")
+    run = sub.add_parser("run", help="probe forever: the dashboard, or with --headless "
+                                     "log state changes (for services and pipes)")
+    _config_option(run)
+    run.add_argument("--headless", action="store_true",
+                     help="no dashboard: log state changes (or JSON lines) to stdout")
+    run.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                     help="with --headless: JSON lines, every result and every transition")
+    run.add_argument("--stats-every", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
+                     help="with --headless --json: a stats event this often "
+                          f"(default {HEADLESS_STATS_EVERY:g}; 0 = none)")
+    _dashboard_options(run)
 
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
@@ -73,20 +78,68 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("engine-worker")
     # internal (the dashboard's engine process): keep it out of --help
     sub._choices_actions = [a for a in sub._choices_actions if a.dest != "engine-worker"]
-    _config_arg(worker)
-    worker.add_argument("--record", dest="sub_record", help=argparse.SUPPRESS)
+    _config_option(worker)
+    worker.add_argument("--record", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", dest="sub_config", metavar="FILE",
-                        help="config file")
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="config file (default: $MONITOR_CONFIG, ./monitor.toml, then "
+                             "config.toml in the user config dir)")
+
+
+def _dashboard_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refresh", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
+                        help="dashboard redraw interval (default 0.5; raise it on slow links)")
+    parser.add_argument("--record", metavar="FILE", default=argparse.SUPPRESS,
+                        help="also append every result to FILE as JSON lines")
+    parser.add_argument("--ui-nice", type=int, metavar="N", default=argparse.SUPPRESS,
+                        help="dashboard: scheduling niceness of the screen's process, so "
+                             "rendering never delays a measurement (default 19; 0 keeps "
+                             "it at the engine's priority)")
+
+
+# Which commands each option means something to; `run` is the dashboard unless --headless.
+_APPLIES = {
+    "config": {"dashboard", "check", "validate", "run", "run --headless", "engine-worker"},
+    "record": {"dashboard", "run", "run --headless", "engine-worker"},
+    "refresh": {"dashboard", "run"},
+    "ui_nice": {"dashboard", "run"},
+    "json": {"check", "run --headless"},
+    "stats_every": {"run --headless"},
+}
+
+
+def _mode(args: argparse.Namespace) -> str:
+    command = args.command or "dashboard"
+    return "run --headless" if command == "run" and args.headless else command
+
+
+def _refuse_misplaced(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An option given to a command it means nothing to is an error, not
+    silently ignored (`monitor --refresh 1 check`, `monitor run --json`)."""
+    mode, given = _mode(args), vars(args)
+    if mode == "run" and ("json" in given or "stats_every" in given):
+        parser.error("--json and --stats-every need --headless (`monitor run --headless "
+                     "--json`); without --headless, `run` opens the dashboard")
+    for dest, modes in _APPLIES.items():
+        if dest in given and mode not in modes:
+            option = "--" + dest.replace("_", "-")
+            where = ", ".join(f"`{m}`" for m in sorted(modes) if m != "engine-worker")
+            parser.error(f"{option} is not an option of `{mode}` (only of {where})")
+    if "file" in given and "config" in given and Path(args.file) != Path(args.config):
+        parser.error(f"two config files given: {args.file} and --config {args.config}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config_arg = getattr(args, "sub_config", None) or args.config
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _refuse_misplaced(parser, args)
+    options = vars(args)
+    config_arg = options.get("file") or options.get("config")
     command = args.command or "dashboard"
+    record = options.get("record")
     try:
         if command == "init":
             return cmd_init(Path(args.path))
@@ -101,17 +154,18 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if command == "check":
             return run_async(cmd_check(config, args.json, args.target))
+        if command == "run" and args.headless:
+            return cmd_run(config, options.get("json", False), record,
+                           options.get("stats_every", HEADLESS_STATS_EVERY))
+        # The dashboard and its engine start from the app's remembered pauses
+        from monitor.appstate import apply_pauses
+        config = apply_pauses(config)
         if command == "engine-worker":
             from monitor.engine.worker import serve
-            return run_async(serve(config, record=args.sub_record))
-        if command == "run":
-            if not args.headless:
-                print("monitor: `run` probes without a screen: add --headless "
-                      "(or run `monitor` for the dashboard)", file=sys.stderr)
-                return EXIT_CONFIG
-            return cmd_run(config, args.json, args.sub_record, args.stats_every)
-        refresh = getattr(args, "sub_refresh", None) or args.refresh
-        return cmd_dashboard(config, refresh, args.record, args.ui_nice)
+            return run_async(serve(config, record=record))
+        # `monitor`, `monitor dashboard` and `monitor run` without --headless
+        return cmd_dashboard(config, options.get("refresh", DEFAULT_REFRESH), record,
+                             options.get("ui_nice", DEFAULT_UI_NICE))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         count = len(exc.problems)
@@ -144,19 +198,19 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
 
 
 async def _with_demo(config: Config, body: Callable[[], Awaitable[int]]) -> int:
+    """Run `body` with the config's demo server up: started here, or the one
+    already serving that port (a dashboard open on the same config)."""
     if not config.demo.enabled:
         return await body()
-    from monitor.demo import DemoServer
-    server = DemoServer(config.demo.host, config.demo.port)
-    try:
-        await server.start()
-    except OSError as exc:
-        print(f"monitor: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    from monitor.demo import start_or_share
+    server, note = await start_or_share(config.demo.host, config.demo.port)
+    if note is not None:
+        _say(f"monitor: {note}")
     try:
         return await body()
     finally:
-        await server.stop()
+        if server is not None:
+            await server.stop()
 
 
 async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> int:
@@ -192,7 +246,6 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
     return await _with_demo(config, body)
 
 
-HEADLESS_STATS_EVERY = 10.0   # seconds between `--json` stats events
 BEHIND_CHECK_EVERY = 2.0      # seconds between text mode's looks at whether it is behind
 # A reader that stalls gets this much output held for it, then results are
 # dropped (and counted in the stream); about 2 s of results at 1,000 probes/s,
@@ -333,7 +386,7 @@ def _say(text: str) -> None:
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
-                  ui_nice: int = 19) -> int:
+                  ui_nice: int = DEFAULT_UI_NICE) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)

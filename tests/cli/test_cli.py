@@ -197,10 +197,12 @@ async def test_dashboard_without_a_terminal_points_to_headless(tmp_path, web_ser
     assert code == 2 and "monitor run --headless" in err and "Traceback" not in err
 
 
-async def test_run_without_headless_is_refused(tmp_path, web_server):
+async def test_run_without_headless_is_the_dashboard_which_needs_a_terminal(tmp_path, web_server):
+    """`run` opens the dashboard (tests/cli/test_terminal_options.py); with no
+    terminal it says what to use instead, as `monitor` does."""
     config = write_config(tmp_path / "m.toml", web_server)
     code, _, err = await monitor("run", "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path))
-    assert code == 2 and "--headless" in err
+    assert code == 2 and "the dashboard needs a terminal" in err and "run --headless" in err
 
 
 HOSTILE_FILES = {
