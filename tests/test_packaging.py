@@ -151,7 +151,7 @@ def test_the_wheel_ships_every_theme(installed: Path, tmp_path: Path):
 
 def test_the_installed_command_validates_the_sample(installed: Path, tmp_path: Path):
     monitor = str(installed / "bin" / "monitor")
-    done = run_installed(installed, monitor, "validate", "--config", str(ROOT / "sample-config.toml"),
+    done = run_installed(installed, monitor, "validate", str(ROOT / "sample-config.toml"),
                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r".*sample-config\.toml: ok \(\d+ targets\)\n", done.stdout)
