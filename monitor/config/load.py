@@ -85,10 +85,11 @@ class _Loader:
         self.secrets: dict[str, str] = {}
         self.names: dict[int, str] = {}   # index of a [[targets]] table -> its name
         self.settings_known = True
-        self.unset: list[KeyPath] = []   # where a ${VAR} was not set
+        # where a ${VAR} was not set, and every table above it
+        self.unset: set[KeyPath] = set()
 
     def report(self, path: KeyPath, key: str, message: str) -> None:
-        if len(path) >= 2 and any(u[:len(path)] == path for u in self.unset):
+        if len(path) >= 2 and path in self.unset:
             return   # "must not be empty" after "variable X is not set" says nothing new
         self.add(path, key, message)
 
@@ -193,7 +194,7 @@ class _Loader:
                 name = match.group(2)
                 if name not in self.environ:
                     self.add(path, self.label(path), f"environment variable {name} is not set")
-                    self.unset.append(path)
+                    self.unset.update(path[:end] for end in range(2, len(path) + 1))
                     return ""
                 secret = self.environ[name]
                 if secret:

@@ -272,7 +272,9 @@ async def test_run_headless_json_reports_its_own_stats(tmp_path, web_server):
         await asyncio.wait_for(proc.wait(), 10)
     assert {"probes_total", "probes_per_s", "skips", "skips_per_min", "behind_s", "lag_ms",
             "dropped_results", "out_of_files", "tasks", "at"} <= stats[-1].keys()
-    assert stats[-1]["behind_s"] < 0.1 and stats[-1]["skips"] == 0   # two targets: no strain
+    # two targets: no strain. Not a timing bound (a shared machine delays starts by
+    # 0.1 s at times): below the 0.5 s at which the engine itself slips the schedule
+    assert stats[-1]["skips"] == 0 and stats[-1]["behind_s"] < 0.5
     assert stats[-1]["probes_total"] >= stats[0]["probes_total"] > 0
     # one task per target, the stats reporter, the main task, output: a small, flat number
     assert 0 < stats[-1]["tasks"] <= 20
