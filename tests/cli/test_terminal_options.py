@@ -97,8 +97,11 @@ def test_a_target_paused_on_the_board_stays_paused_after_a_restart(tmux, tmp_pat
     with in_terminal(tmux, tmp_path, config, "--config", str(config)) as term:
         term.wait_for(board_live)
         term.press("/")
-        term.press("fast", "Enter")
+        term.wait_for(lambda s: "filter: name" in s)   # the box has the keys from here on
+        term.press("fast")
         term.wait_for(lambda s: len(table_rows(s)) == 1 and "fast-site" in table_rows(s)[0])
+        term.press("Enter")   # the box closes: the table's header follows the summary line
+        term.wait_for(lambda s: s.splitlines()[1].lstrip().startswith("State"))
         term.press("p")
         term.wait_for(lambda s: "PAUS" in "".join(table_rows(s)))
         quit_and_wait(term, config)
