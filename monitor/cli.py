@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -12,87 +11,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__
+from monitor.cli_options import (DEFAULT_REFRESH, DEFAULT_UI_NICE, HEADLESS_STATS_EVERY,
+                                 build_parser, refuse_misplaced)
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.lookup import candidates, find_config
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 
 
-HEADLESS_STATS_EVERY = 10.0   # seconds between `run --headless --json` stats events
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="monitor", description="A terminal uptime monitor.",
-        epilog="With no command, opens the dashboard.")
-    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
-    parser.add_argument("-c", "--config", help="config file (default: $MONITOR_CONFIG, "
-                        "./monitor.toml, then ~/.config/monitor/config.toml)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    parser.add_argument("--refresh", type=float, default=0.5, metavar="SECONDS",
-                        help="dashboard redraw interval (default 0.5; raise it on slow links)")
-    dashboard = sub.add_parser("dashboard", help="the full-screen dashboard (the default)")
-    _config_arg(dashboard)
-    dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
-                           dest="sub_refresh", help="redraw interval (default 0.5)")
-    parser.add_argument("--record", metavar="FILE",
-                        help="dashboard: also append every result to FILE as JSON lines")
-    parser.add_argument("--ui-nice", type=int, default=19, metavar="N",
-                        help="dashboard: scheduling niceness of the screen's process, so "
-                             "rendering never delays a measurement (default 19; 0 keeps "
-                             "it at the engine's priority)")
-
-    check = sub.add_parser("check", help="probe every target once and exit 0 if all are up")
-    _config_arg(check)
-    check.add_argument("--json", action="store_true", help="one JSON object per target per line")
-    check.add_argument("-t", "--target", action="append", metavar="NAME",
-                       help="only this target (repeatable)")
-
-    validate = sub.add_parser("validate", help="check the config file and exit 0 or 2")
-    _config_arg(validate)
-
-    run = sub.add_parser("run", help="probe forever and log state changes")
-    _config_arg(run)
-    run.add_argument("--headless", action="store_true", help="no dashboard (required)")
-    run.add_argument("--json", action="store_true",
-                     help="JSON lines: every result and every transition")
-    run.add_argument("--stats-every", type=float, default=HEADLESS_STATS_EVERY, metavar="SECONDS",
-                     help="with --json: a stats event this often (default 10; 0 = none)")
-    run.add_argument("--record", dest="sub_record", metavar="FILE",
-                     help="also append every result to FILE as JSON lines")
-
-    init = sub.add_parser("init", help="write a commented starter config")
-    init.add_argument("path", nargs="?", default="monitor.toml")
-
-    kinds = sub.add_parser("kinds", help="list probe kinds and their config keys")
-    kinds.add_argument("kind", nargs="?", help="only this kind")
-
-    demo = sub.add_parser("demo", help="serve the loopback demo targets")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8917)
-
-    from monitor.store.cli_commands import add_arguments as add_history_commands
-    add_history_commands(sub, _config_arg)   # history NAME, report
-
-    worker = sub.add_parser("engine-worker")
-    # internal (the dashboard's engine process): keep it out of --help
-    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "engine-worker"]
-    _config_arg(worker)
-    worker.add_argument("--record", dest="sub_record", help=argparse.SUPPRESS)
-    return parser
-
-
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", dest="sub_config", metavar="FILE",
-                        help="config file")
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config_arg = getattr(args, "sub_config", None) or args.config
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    refuse_misplaced(parser, args)
+    options = vars(args)
+    config_arg = options.get("file") or options.get("config")
     command = args.command or "dashboard"
+    record = options.get("record")
     try:
         if command == "init":
             return cmd_init(Path(args.path))
@@ -112,18 +46,19 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if command == "check":
             return run_async(cmd_check(config, args.json, args.target))
+        if command == "run" and args.headless:
+            from monitor.headless import cmd_run
+            return cmd_run(config, options.get("json", False), record,
+                           options.get("stats_every", HEADLESS_STATS_EVERY))
+        # The dashboard and its engine start from the app's remembered pauses
+        from monitor.appstate import apply_pauses
+        config = apply_pauses(config)
         if command == "engine-worker":
             from monitor.engine.worker import serve
-            return run_async(serve(config, record=args.sub_record))
-        if command == "run":
-            if not args.headless:
-                print("monitor: `run` probes without a screen: add --headless "
-                      "(or run `monitor` for the dashboard)", file=sys.stderr)
-                return EXIT_CONFIG
-            from monitor.headless import cmd_run
-            return cmd_run(config, args.json, args.sub_record, args.stats_every)
-        refresh = getattr(args, "sub_refresh", None) or args.refresh
-        return cmd_dashboard(config, refresh, args.record, args.ui_nice)
+            return run_async(serve(config, record=record))
+        # `monitor`, `monitor dashboard` and `monitor run` without --headless
+        return cmd_dashboard(config, options.get("refresh", DEFAULT_REFRESH), record,
+                             options.get("ui_nice", DEFAULT_UI_NICE))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         count = len(exc.problems)
@@ -156,7 +91,8 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
 
 
 async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> int:
-    from monitor.engine.host import DemoUnavailable, EngineHost
+    from monitor.engine.host import EngineHost
+    from monitor.engine.sinks import CallbackSink
     from monitor.output import json_line, result_table, summary_line, use_colour
 
     if names:
@@ -169,14 +105,11 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
                                        f"no target named {n!r}{did_you_mean(n, sorted(known))}")
                                for n in unknown])
 
-    host = EngineHost(config)
+    host = EngineHost(config, [CallbackSink(on_notice=lambda text: print(
+        f"monitor: {text}", file=sys.stderr))])
     for notice in host.engine.notices:
         print(f"monitor: {notice}", file=sys.stderr)
-    try:
-        results = await host.check_once(names)
-    except DemoUnavailable as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    results = await host.check_once(names)
     if as_json:
         for result in results:
             print(json_line(result.to_json()))
@@ -187,7 +120,7 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
-                  ui_nice: int = 19) -> int:
+                  ui_nice: int = DEFAULT_UI_NICE) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.engine.client import report_stats
-from monitor.engine.host import DemoUnavailable, EngineHost
+from monitor.engine.host import EngineHost
 from monitor.engine.outbox import Outbox, open_stdout
 from monitor.engine.pacing import BehindWatch
 from monitor.engine.record import RecordSink, open_recorder
@@ -145,12 +145,7 @@ async def run_headless(config: Config, as_json: bool, record: str | None,
         return EXIT_CONFIG
     if history is not None:
         host.sinks.add(history)
-    try:
-        await host.start()
-    except DemoUnavailable as exc:
-        say(f"monitor: {exc}")
-        await host.sinks.aclose()
-        return EXIT_CONFIG
+    await host.start()
     try:
         reporter = _start_reporting(host, out, as_json, stats_every)
         try:

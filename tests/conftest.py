@@ -1,6 +1,6 @@
-"""Every test keeps the monitor's data and state (history databases, the
-app's state file) in its own temporary directory: nothing lands in the real
-user's ~/.local, and no test sees another's history."""
+"""Every test gets private config, state and data dirs: nothing a test does
+(a theme chosen, a target paused) reaches the real user's files, and nothing
+of theirs changes what a test sees."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def private_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+def private_user_dirs(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("user")
+    for variable, folder in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
+                             ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
+        monkeypatch.setenv(variable, str(home / folder))
+    return home

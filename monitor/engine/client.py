@@ -94,7 +94,7 @@ class InProcessEngine:
                  stats_every: float = STATS_EVERY) -> None:
         self.listener = listener
         self.host = EngineHost(config, [ListenerSink(listener)], keep_history=True,
-                               demo_required=False, stop_on=(), settle_heap=False)
+                               stop_on=(), settle_heap=False)
         self.engine = self.host.engine
         self._stats_every = stats_every
         self._stats_task: asyncio.Task[None] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -29,20 +29,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class DemoUnavailable(Exception):
-    """The config asks for the demo server and it cannot listen."""
-
-
-async def start_demo(config: Config) -> DemoServer | None:
-    """The config's demo server, listening; None when the config has none."""
+async def start_demo(config: Config, notify: Callable[[str], None]) -> DemoServer | None:
+    """The config's demo server, listening (None when the config has none, or
+    when ours already serves that port: a dashboard open on the same config).
+    A port another program holds is a notice, never an end: the demo targets
+    failing is what the monitor is there to show."""
     if not config.demo.enabled:
         return None
-    from monitor.demo import DemoServer
-    server = DemoServer(config.demo.host, config.demo.port)
-    try:
-        await server.start()
-    except OSError as exc:
-        raise DemoUnavailable(str(exc.strerror or exc)) from None
+    from monitor.demo import start_or_share
+    server, note = await start_or_share(config.demo.host, config.demo.port)
+    if note is not None:
+        notify(note)
     return server
 
 
@@ -51,22 +48,23 @@ class EngineHost:
 
     `stop_on`: signals that end it (a dashboard's engine stops on a hangup);
     `reload_on`: signals that reload the config (SIGHUP for a service, as
-    `systemctl reload` sends). `demo_required`: whether a demo server that
-    cannot listen stops the start (headless) or is only a notice (the
-    dashboard shows its targets down, with the reason).
+    `systemctl reload` sends).
     """
 
     def __init__(self, config: Config, sinks: Iterable[Sink] = (), *,
-                 keep_history: bool = False, demo_required: bool = True,
+                 keep_history: bool = False,
                  stop_on: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM,
                                                       signal.SIGHUP),
-                 reload_on: Sequence[signal.Signals] = (), settle_heap: bool = True) -> None:
+                 reload_on: Sequence[signal.Signals] = (), settle_heap: bool = True,
+                 adjust: Callable[[Config], Config] | None = None) -> None:
         self.config = config
         self.engine = Engine(config, sinks=sinks, keep_history=keep_history)
         self.demo: DemoServer | None = None
-        self._demo_required = demo_required
         self._stop_on = tuple(stop_on)
         self._reload_on = tuple(reload_on)
+        # what the process does to every config it reads (the dashboard's
+        # engine: the pauses the app remembers), at start and on each reload
+        self._adjust = adjust or (lambda config: config)
         self._settle_heap = settle_heap   # a process of its own: freeze what it keeps (heap.py)
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -78,14 +76,8 @@ class EngineHost:
         return self.engine.sinks
 
     async def start(self) -> None:
-        """Demo server, engine, signals. Raises DemoUnavailable (only when
-        the demo is required)."""
-        try:
-            self.demo = await start_demo(self.config)
-        except DemoUnavailable as exc:
-            if self._demo_required:
-                raise
-            self.sinks.on_notice(f"demo server: {exc}")
+        """Demo server, engine, signals."""
+        self.demo = await start_demo(self.config, self.sinks.on_notice)
         await self.engine.start()
         if self._settle_heap:
             settle_heap()
@@ -123,7 +115,7 @@ class EngineHost:
                 return event
             try:
                 # parsing 10,000 targets takes a while: not on the probes' loop
-                fresh = await asyncio.to_thread(load_config, path)
+                fresh = self._adjust(await asyncio.to_thread(load_config, path))
             except ConfigError as exc:
                 event = ConfigRejected(datetime.now(UTC), tuple(map(str, exc.problems)), source)
                 self.sinks.on_config_rejected(event)
@@ -137,7 +129,7 @@ class EngineHost:
     async def check_once(self, names: Iterable[str] | None = None) -> list[ProbeResult]:
         """`monitor check`: each target once, with the demo server up if the
         config has one; no schedule, no signals."""
-        self.demo = await start_demo(self.config)
+        self.demo = await start_demo(self.config, self.sinks.on_notice)
         try:
             return await self.engine.check_once(names)
         finally:

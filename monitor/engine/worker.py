@@ -113,7 +113,8 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
         except OSError as exc:
             emit(("error", f"--record {record}: {exc.strerror or exc}"))
     # the UI keeps the history it shows; a hangup (the terminal closed) stops us
-    host = EngineHost(config, sinks, keep_history=False, demo_required=False)
+    from monitor.appstate import apply_pauses   # (main applied them to `config` already)
+    host = EngineHost(config, sinks, keep_history=False, adjust=apply_pauses)
     try:
         history = open_history(config, "monitor (dashboard)", host.sinks.on_notice)
     except HistoryRefused as exc:   # e.g. a service runs this config: the board is live, unkept

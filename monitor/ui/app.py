@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, RichLog
 
+from monitor import appstate
 from monitor.config import ConfigError, parse_config
 from monitor.config.keys import BINDINGS, EDITING
 from monitor.config.model import Config
@@ -475,10 +476,15 @@ class MonitorApp(App[int]):
         if name is None or self._engine_refuses(f"pause {fmt.shorten(name, 30)}"):
             return
         view = self.board.views[name]
-        if view.state is State.PAUSED:
-            self.engine.resume(name)
-        else:
+        pausing = view.state is not State.PAUSED
+        if pausing:
             self.engine.pause(name)
+        else:
+            self.engine.resume(name)
+        # kept in the app's state file: the next start begins with it paused
+        problem = appstate.record_pause(self.config, name, pausing)
+        if problem is not None:
+            self.notify(problem, title="Pause not remembered", severity="warning", timeout=5)
 
     def action_filter(self) -> None:
         box = self.filter_box

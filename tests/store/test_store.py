@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import time
 from pathlib import Path
 
@@ -169,6 +171,6 @@ def test_the_default_place_is_made_on_first_use(tmp_path):
     store = HistoryStore.for_config(config)
     try:
         assert store.enabled and store.health.ok, store.health
-        assert (tmp_path / "xdg-data" / "monitor" / "history").is_dir()
+        assert (Path(os.environ["XDG_DATA_HOME"]) / "monitor" / "history").is_dir()
     finally:
         store.close()

@@ -83,3 +83,29 @@ async def test_a_broken_save_is_shown_until_a_later_save_fixes_it(tmp_path, list
         await pilot.press("R")
         await until(pilot, lambda: not banner.has_class("shown") and "beta" in app.board.views)
         await until(pilot, lambda: app.board.views["beta"].state.value == "up")
+
+
+async def test_a_pause_made_in_the_app_survives_a_restart_and_then_a_reload(
+        tmp_path, listening_port):
+    path = tmp_path / "monitor.toml"
+    path.write_text(HEAD + block("alpha", listening_port))
+    app = dashboard(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.board.views["alpha"].state.value == "up")
+        await pilot.press("p")   # remembered in the app's state file
+        await until(pilot, lambda: app.board.views["alpha"].state.value == "paused")
+
+    from monitor import appstate
+    app = MonitorApp(appstate.apply_pauses(parse_config(path.read_text(), path)),
+                     lambda listener: ProcessEngine(path, listener), refresh=0.1,
+                     watch_terminal=False)   # as `monitor` starts it
+    async with app.run_test(size=(100, 30)) as pilot:
+        alpha = app.board.views["alpha"]
+        assert alpha.state.value == "paused"
+        path.write_text(HEAD + block("alpha", listening_port) + block("beta", listening_port))
+        await pilot.press("R")
+        await until(pilot, lambda: "beta" in app.board.views
+                    and app.board.views["beta"].state.value == "up")
+        checks = alpha.stats.checks   # (samples from history: the first run's)
+        await pilot.pause(0.5)   # two intervals: a probe of alpha would have come back
+        assert alpha.state.value == "paused" and alpha.stats.checks == checks
