@@ -37,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(dashboard)
     dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
                            dest="sub_refresh", help="redraw interval (default 0.5)")
+    dashboard.add_argument("--standalone", dest="sub_standalone", action="store_true",
+                           help="its own engine, even when a service probes this config")
     parser.add_argument("--record", metavar="FILE",
                         help="dashboard: also append every result to FILE as JSON lines")
+    parser.add_argument("--standalone", action="store_true",
+                        help="dashboard: run its own engine even when a service probes "
+                             "this config (by default it attaches to the service)")
     parser.add_argument("--ui-nice", type=int, default=19, metavar="N",
                         help="dashboard: scheduling niceness of the screen's process, so "
                              "rendering never delays a measurement (default 19; 0 keeps "
@@ -62,6 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --json: a stats event this often (default 10; 0 = none)")
     run.add_argument("--record", dest="sub_record", metavar="FILE",
                      help="also append every result to FILE as JSON lines")
+    run.add_argument("--standalone", dest="sub_standalone", action="store_true",
+                     help="do not serve dashboards (no socket), even beside a service")
+
+    serve = sub.add_parser("serve", help="the service: run --headless, which dashboards "
+                                         "attach to (`monitor` on the same config)")
+    _config_arg(serve)
+    serve.add_argument("--json", action="store_true",
+                       help="JSON lines: every result and every transition")
+    serve.add_argument("--stats-every", type=float, default=HEADLESS_STATS_EVERY,
+                       metavar="SECONDS", help="with --json: a stats event this often")
+    serve.add_argument("--record", dest="sub_record", metavar="FILE",
+                       help="also append every result to FILE as JSON lines")
+
+    status = sub.add_parser("status", help="the running service's board, once: exit 0 all "
+                                           "up, 1 any degraded/down, 3 no service")
+    _config_arg(status)
+    status.add_argument("--json", action="store_true", help="one JSON object per target per line")
 
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
@@ -97,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_kinds(args.kind)
         if command == "demo":
             return run_async(cmd_demo(args.host, args.port))
+        if command == "status":
+            from monitor.output import use_colour
+            from monitor.service.status import cmd_status
+            return run_async(cmd_status(config_path(config_arg), args.json,
+                                        use_colour(sys.stdout)))
+        if command == "dashboard" and not (args.standalone
+                                           or getattr(args, "sub_standalone", False)):
+            attached = attach_dashboard(config_arg, args)
+            if attached is not None:
+                return attached
         config = load(config_arg)
         if command == "validate":
             count = len(config.targets)
@@ -107,13 +139,17 @@ def main(argv: list[str] | None = None) -> int:
         if command == "engine-worker":
             from monitor.engine.worker import serve
             return run_async(serve(config, record=args.sub_record))
+        if command == "serve":
+            from monitor.headless import cmd_run
+            return cmd_run(config, args.json, args.sub_record, args.stats_every)
         if command == "run":
             if not args.headless:
                 print("monitor: `run` probes without a screen: add --headless "
                       "(or run `monitor` for the dashboard)", file=sys.stderr)
                 return EXIT_CONFIG
             from monitor.headless import cmd_run
-            return cmd_run(config, args.json, args.sub_record, args.stats_every)
+            return cmd_run(config, args.json, args.sub_record, args.stats_every,
+                           listen=not args.sub_standalone)
         refresh = getattr(args, "sub_refresh", None) or args.refresh
         return cmd_dashboard(config, refresh, args.record, args.ui_nice)
     except ConfigError as exc:
@@ -126,14 +162,43 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def load(explicit: str | None) -> Config:
+def config_path(explicit: str | None) -> Path:
+    """The config file's path, found as `load` finds it. Raises ConfigError."""
     path = find_config(explicit)
     if path is None:
         from monitor.config.load import Problem
         looked = ", ".join(f"{p} ({source})" for source, p in candidates(None))
         raise ConfigError([Problem("monitor", 0, "", f"no config file found; looked for {looked}. "
                                    "Create one with `monitor init` or pass --config FILE.")])
-    return load_config(path)
+    return path
+
+
+def load(explicit: str | None) -> Config:
+    return load_config(config_path(explicit))
+
+
+def attach_dashboard(config_arg: str | None, args: argparse.Namespace) -> int | None:
+    """The dashboard on the service probing this config, if one answers:
+    the exit status; None when there is no service (the caller then runs
+    the dashboard on its own engine, as without one)."""
+    from monitor.service.status import NoService, fetch_snapshot, service_config
+    path = config_path(config_arg)
+    try:
+        snapshot = run_async(fetch_snapshot(path))   # type: ignore[arg-type]
+    except NoService:
+        return None
+    if args.record:
+        print("monitor: --record needs the dashboard's own engine: add --standalone, or give "
+              "the service --record", file=sys.stderr)
+        return EXIT_CONFIG
+    config = service_config(snapshot)   # what the service runs, not the file as it is now
+    from monitor.service.paths import find_socket
+    from monitor.service.viewer import SocketEngine
+    socket_path = find_socket(path)
+    assert socket_path is not None
+    refresh = getattr(args, "sub_refresh", None) or args.refresh
+    return cmd_dashboard(config, refresh, ui_nice=args.ui_nice,
+                         engine=lambda listener: SocketEngine(socket_path, listener))
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
@@ -179,7 +244,8 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
-                  ui_nice: int = 19) -> int:
+                  ui_nice: int = 19, engine: Callable[[Any], Any] | None = None) -> int:
+    """`engine`: the dashboard's engine client (default: its own engine process)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)
@@ -195,11 +261,12 @@ def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
     assert config.path is not None
     path = config.path
 
-    def engine(listener: Any) -> Any:
+    def own_engine(listener: Any) -> Any:
         return ProcessEngine(path, listener, record=str(Path(record).resolve()) if record else None)
 
     from monitor.engine.heap import settle
-    app = MonitorApp(config, engine, refresh=refresh, ui_nice=ui_nice, settle_heap=settle)
+    app = MonitorApp(config, engine or own_engine, refresh=refresh, ui_nice=ui_nice,
+                     settle_heap=settle)
     code = app.run()
     return code or EXIT_OK
 
