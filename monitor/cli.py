@@ -181,10 +181,15 @@ def attach_dashboard(config_arg: str | None, args: argparse.Namespace) -> int | 
     """The dashboard on the service probing this config, if one answers:
     the exit status; None when there is no service (the caller then runs
     the dashboard on its own engine, as without one)."""
-    from monitor.service.status import NoService, fetch_snapshot, service_config
+    from monitor.service.status import (NoService, ServiceUnusable, fetch_snapshot,
+                                         service_config)
     path = config_path(config_arg)
     try:
         snapshot = run_async(fetch_snapshot(path))   # type: ignore[arg-type]
+    except ServiceUnusable as exc:   # never quietly probe a second time beside it
+        print(f"monitor: {exc}\nmonitor: run as the service's user or root, or add "
+              "--standalone for a dashboard with its own engine", file=sys.stderr)
+        return EXIT_CONFIG
     except NoService:
         return None
     if args.record:

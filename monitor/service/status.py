@@ -38,6 +38,11 @@ class NoService(Exception):
     """No service answers for this config; says what was tried."""
 
 
+class ServiceUnusable(NoService):
+    """A service runs for this config but this process may not (or cannot)
+    attach: another user's, or another protocol's."""
+
+
 async def fetch_snapshot(config_path: Path, timeout: float = STATUS_TIMEOUT) -> BoardSnapshot:
     """The board of the service probing `config_path`. Raises NoService."""
     path = find_socket(config_path)
@@ -56,7 +61,7 @@ async def fetch_snapshot(config_path: Path, timeout: float = STATUS_TIMEOUT) -> 
     except TimeoutError:
         raise NoService(f"the service at {path} did not answer within {timeout:g}s") from None
     except (OSError, ConnectionError, WireError) as exc:
-        raise NoService(f"cannot read the service at {path}: "
+        raise ServiceUnusable(f"cannot attach to the service at {path}: "
                         f"{getattr(exc, 'strerror', None) or exc}") from None
     return snapshot
 

@@ -16,41 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from monitor.engine.client import EngineDown
 from monitor.service.paths import socket_name
 from monitor.service.snapshot import BoardSnapshot
+from tests.engine.conftest import ControlServer, control_server  # noqa: F401  (a fixture)
 
 
-@dataclass
-class CountingServer:
-    port: int = 0
-    hits: int = 0
-    status: int = 200
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-
-@pytest.fixture
-async def counting_server():
-    server = CountingServer()
-
-    async def answer(request: web.Request) -> web.Response:
-        server.hits += 1
-        failing = request.match_info["path"].startswith("bad")
-        return web.Response(status=503 if failing else server.status, text="ok")
-
-    app = web.Application()
-    app.router.add_get("/{path}", answer)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.port = site._server.sockets[0].getsockname()[1]
-    yield server
-    await runner.cleanup()
+def hits(server: ControlServer) -> int:
+    """Requests the loopback server has answered, all paths."""
+    return sum(map(len, server.arrivals.values()))
 
 
 @pytest.fixture

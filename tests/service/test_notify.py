@@ -34,9 +34,9 @@ async def messages_until(sock: socket.socket, wanted: str, seconds: float = 20) 
     raise AssertionError(f"never got {wanted!r}; got {got}")
 
 
-async def test_ready_reloading_status_stopping(tmp_path, runtime_dir, counting_server, services):
+async def test_ready_reloading_status_stopping(tmp_path, runtime_dir, control_server, services):
     sock = notify_socket(runtime_dir / "notify")
-    config = write_config(tmp_path / "m.toml", [("a", counting_server.url("a"))])
+    config = write_config(tmp_path / "m.toml", [("a", control_server.url("a"))])
     env = service_env(tmp_path, runtime_dir, NOTIFY_SOCKET=str(runtime_dir / "notify"))
     service = await services(config, env)
     try:

@@ -15,7 +15,7 @@ import pytest
 from monitor.engine.state import State
 from monitor.engine.wire import FrameReader
 from monitor.service.viewer import SocketEngine
-from tests.service.conftest import (Recorder, service_env, until, write_config)
+from tests.service.conftest import Recorder, hits, service_env, until, write_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -26,9 +26,10 @@ async def attach(service, recorder: Recorder) -> SocketEngine:
     return engine
 
 
-async def test_snapshot_then_stream(tmp_path, runtime_dir, counting_server, services):
-    config = write_config(tmp_path / "m.toml", [("good", counting_server.url("good")),
-                                                ("bad", counting_server.url("bad"))])
+async def test_snapshot_then_stream(tmp_path, runtime_dir, control_server, services):
+    control_server.behaviour["bad"].status = 503
+    config = write_config(tmp_path / "m.toml", [("good", control_server.url("good")),
+                                                ("bad", control_server.url("bad"))])
     service = await services(config, service_env(tmp_path, runtime_dir))
     await service.wait_listening()
     assert stat.S_IMODE(service.socket.stat().st_mode) == 0o600
@@ -60,9 +61,9 @@ async def test_snapshot_then_stream(tmp_path, runtime_dir, counting_server, serv
 
 
 async def test_two_viewers_see_the_same_and_commands_run_in_the_service(
-        tmp_path, runtime_dir, counting_server, services):
-    config = write_config(tmp_path / "m.toml", [("a", counting_server.url("a")),
-                                                ("b", counting_server.url("b"))])
+        tmp_path, runtime_dir, control_server, services):
+    config = write_config(tmp_path / "m.toml", [("a", control_server.url("a")),
+                                                ("b", control_server.url("b"))])
     service = await services(config, service_env(tmp_path, runtime_dir))
     await service.wait_listening()
     first, second = Recorder(), Recorder()
@@ -91,10 +92,10 @@ async def test_two_viewers_see_the_same_and_commands_run_in_the_service(
             await engine.stop()
 
 
-async def test_a_frozen_viewer_stalls_nothing(tmp_path, runtime_dir, counting_server, services):
+async def test_a_frozen_viewer_stalls_nothing(tmp_path, runtime_dir, control_server, services):
     # big results (long URLs) fill a frozen viewer's socket in seconds
     pad = "x" * 7000
-    targets = [(f"t{i}", counting_server.url(f"t{i}?pad={pad}")) for i in range(20)]
+    targets = [(f"t{i}", control_server.url(f"t{i}?pad={pad}")) for i in range(20)]
     config = write_config(tmp_path / "m.toml", targets, interval="100ms")
     service = await services(config, service_env(tmp_path, runtime_dir))
     await service.wait_listening()
@@ -105,7 +106,7 @@ async def test_a_frozen_viewer_stalls_nothing(tmp_path, runtime_dir, counting_se
     engine = await attach(service, live)
     try:
         await until(lambda: live.snapshots, what="live viewer attached")
-        hits, results, began = counting_server.hits, len(live.results), time.monotonic()
+        served, results, began = hits(control_server), len(live.results), time.monotonic()
         await until(lambda: live.stats and live.stats[-1].probes_total > 0, what="stats")
         await asyncio.sleep(8.0)
         elapsed = time.monotonic() - began
@@ -113,8 +114,8 @@ async def test_a_frozen_viewer_stalls_nothing(tmp_path, runtime_dir, counting_se
         # probing went on (the server's own count; a stall would stop it dead
         # once the frozen socket filled, a busy shared machine only slows it)
         # and the live viewer got every result, while the frozen one fell behind
-        assert counting_server.hits - hits >= 0.6 * expected
-        assert len(live.results) - results >= 0.95 * (counting_server.hits - hits) - 40
+        assert hits(control_server) - served >= 0.6 * expected
+        assert len(live.results) - results >= 0.95 * (hits(control_server) - served) - 40
         assert live.stats[-1].dropped == 0
         # the frozen viewer now reads: its stream says what it missed with a fresh board
         frozen.setblocking(False)
@@ -139,9 +140,9 @@ async def test_a_frozen_viewer_stalls_nothing(tmp_path, runtime_dir, counting_se
         await engine.stop()
 
 
-async def test_service_restart_with_viewers_attached(tmp_path, runtime_dir, counting_server,
+async def test_service_restart_with_viewers_attached(tmp_path, runtime_dir, control_server,
                                                      services):
-    config = write_config(tmp_path / "m.toml", [("a", counting_server.url("a"))])
+    config = write_config(tmp_path / "m.toml", [("a", control_server.url("a"))])
     env = service_env(tmp_path, runtime_dir)
     first = await services(config, env)
     await first.wait_listening()
@@ -169,8 +170,8 @@ async def test_service_restart_with_viewers_attached(tmp_path, runtime_dir, coun
 
 
 async def test_a_second_service_for_the_same_config_is_refused(tmp_path, runtime_dir,
-                                                               counting_server, services):
-    config = write_config(tmp_path / "m.toml", [("a", counting_server.url("a"))])
+                                                               control_server, services):
+    config = write_config(tmp_path / "m.toml", [("a", control_server.url("a"))])
     env = service_env(tmp_path, runtime_dir)
     first = await services(config, env)
     await first.wait_listening()
@@ -200,16 +201,16 @@ async def monitor_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, 
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_status_exit_codes(tmp_path, runtime_dir, counting_server, services):
+async def test_status_exit_codes(tmp_path, runtime_dir, control_server, services):
     import json
     env = service_env(tmp_path, runtime_dir, SECRET_TOKEN="hunter2-secret")
-    config = write_config(tmp_path / "m.toml", [("a", counting_server.url("a?t=${SECRET_TOKEN}"))])
+    config = write_config(tmp_path / "m.toml", [("a", control_server.url("a?t=${SECRET_TOKEN}"))])
     code, out, err = await monitor_cli("status", "--config", str(config), env=env, cwd=tmp_path)
     assert (code, out) == (3, "") and "no monitor service is running" in err
     service = await services(config, env)
     await service.wait_listening()
     await asyncio.sleep(1.0)
-    hits, began = counting_server.hits, time.monotonic()
+    served, began = hits(control_server), time.monotonic()
     viewer_env = {k: v for k, v in env.items() if k != "SECRET_TOKEN"}   # not the service's secrets
     code, out, err = await monitor_cli("status", "--json", "--config", str(config),
                                        env=viewer_env, cwd=tmp_path)
@@ -222,9 +223,9 @@ async def test_status_exit_codes(tmp_path, runtime_dir, counting_server, service
                                      cwd=tmp_path)
     assert code == 0 and "UP" in out and f"service pid {service.proc.pid}" in out
     # the service's own schedule (one target, every 200 ms) accounts for every request
-    assert counting_server.hits - hits <= (time.monotonic() - began) / 0.2 + 2, \
+    assert hits(control_server) - served <= (time.monotonic() - began) / 0.2 + 2, \
         "status probes nothing itself"
-    counting_server.status = 500
+    control_server.behaviour["a"].status = 500
     await asyncio.sleep(1.0)
     code, out, _ = await monitor_cli("status", "--config", str(config), env=viewer_env,
                                      cwd=tmp_path)
@@ -269,9 +270,9 @@ def _connect_as(user: int, path: Path) -> str:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a child as another uid")
-async def test_another_uid_is_refused(tmp_path, runtime_dir, counting_server, services):
+async def test_another_uid_is_refused(tmp_path, runtime_dir, control_server, services):
     nobody = 65534
-    config = write_config(tmp_path / "m.toml", [("a", counting_server.url("a"))])
+    config = write_config(tmp_path / "m.toml", [("a", control_server.url("a"))])
     service = await services(config, service_env(tmp_path, runtime_dir))
     await service.wait_listening()
     # the file's mode keeps another user out...
