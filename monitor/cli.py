@@ -34,6 +34,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_kinds(args.kind)
         if command == "demo":
             return run_async(cmd_demo(args.host, args.port))
+        if command == "status":
+            from monitor.output import use_colour
+            from monitor.service.status import cmd_status
+            return run_async(cmd_status(config_path(config_arg), options.get("json", False),
+                                        use_colour(sys.stdout)))
+        dashboard = command == "dashboard" or (command == "run" and not args.headless)
+        if dashboard and not options.get("standalone"):
+            attached = attach_dashboard(config_arg, options)
+            if attached is not None:
+                return attached
         if command in ("history", "report"):   # read-only; --db needs no config
             from monitor.store import cli_commands
             history_command = (cli_commands.cmd_history if command == "history"
@@ -46,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if command == "check":
             return run_async(cmd_check(config, args.json, args.target))
-        if command == "run" and args.headless:
+        if command == "serve" or (command == "run" and args.headless):
             from monitor.headless import cmd_run
             return cmd_run(config, options.get("json", False), record,
-                           options.get("stats_every", HEADLESS_STATS_EVERY))
+                           options.get("stats_every", HEADLESS_STATS_EVERY),
+                           listen=not options.get("standalone"))
         # The dashboard and its engine start from the app's remembered pauses
         from monitor.appstate import apply_pauses
         config = apply_pauses(config)
@@ -69,14 +80,48 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def load(explicit: str | None) -> Config:
+def config_path(explicit: str | None) -> Path:
+    """The config file's path, found as `load` finds it. Raises ConfigError."""
     path = find_config(explicit)
     if path is None:
         from monitor.config.load import Problem
         looked = ", ".join(f"{p} ({source})" for source, p in candidates(None))
         raise ConfigError([Problem("monitor", 0, "", f"no config file found; looked for {looked}. "
                                    "Create one with `monitor init` or pass --config FILE.")])
-    return load_config(path)
+    return path
+
+
+def load(explicit: str | None) -> Config:
+    return load_config(config_path(explicit))
+
+
+def attach_dashboard(config_arg: str | None, options: dict[str, Any]) -> int | None:
+    """The dashboard on the service probing this config, if one answers:
+    the exit status; None when there is no service (the caller then runs
+    the dashboard on its own engine, as without one)."""
+    from monitor.service.status import (NoService, ServiceUnusable, fetch_snapshot,
+                                         service_config)
+    path = config_path(config_arg)
+    try:
+        snapshot = run_async(fetch_snapshot(path))   # type: ignore[arg-type]
+    except ServiceUnusable as exc:   # never quietly probe a second time beside it
+        print(f"monitor: {exc}\nmonitor: run as the service's user or root, or add "
+              "--standalone for a dashboard with its own engine", file=sys.stderr)
+        return EXIT_CONFIG
+    except NoService:
+        return None
+    if options.get("record"):
+        print("monitor: --record needs the dashboard's own engine: add --standalone, or give "
+              "the service --record", file=sys.stderr)
+        return EXIT_CONFIG
+    config = service_config(snapshot)   # what the service runs, not the file as it is now
+    from monitor.service.paths import find_socket
+    from monitor.service.viewer import SocketEngine
+    socket_path = find_socket(path)
+    assert socket_path is not None
+    return cmd_dashboard(config, options.get("refresh", DEFAULT_REFRESH),
+                         ui_nice=options.get("ui_nice", DEFAULT_UI_NICE),
+                         engine=lambda listener: SocketEngine(socket_path, listener))
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
@@ -120,7 +165,8 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
-                  ui_nice: int = DEFAULT_UI_NICE) -> int:
+                  ui_nice: int = DEFAULT_UI_NICE, engine: Callable[[Any], Any] | None = None) -> int:
+    """`engine`: the dashboard's engine client (default: its own engine process)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)
@@ -136,11 +182,12 @@ def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
     assert config.path is not None
     path = config.path
 
-    def engine(listener: Any) -> Any:
+    def own_engine(listener: Any) -> Any:
         return ProcessEngine(path, listener, record=str(Path(record).resolve()) if record else None)
 
     from monitor.engine.heap import settle
-    app = MonitorApp(config, engine, refresh=refresh, ui_nice=ui_nice, settle_heap=settle)
+    app = MonitorApp(config, engine or own_engine, refresh=refresh, ui_nice=ui_nice,
+                     settle_heap=settle)
     code = app.run()
     return code or EXIT_OK
 

@@ -56,6 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default {HEADLESS_STATS_EVERY:g}; 0 = none)")
     _dashboard_options(run)
 
+    serve = sub.add_parser("serve", help="the service: run --headless, which dashboards "
+                                         "attach to (`monitor` on the same config)")
+    _config_option(serve)
+    serve.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="JSON lines: every result and every transition")
+    serve.add_argument("--stats-every", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
+                       help="with --json: a stats event this often "
+                            f"(default {HEADLESS_STATS_EVERY:g}; 0 = none)")
+    serve.add_argument("--record", metavar="FILE", default=argparse.SUPPRESS,
+                       help="also append every result to FILE as JSON lines")
+
+    status = sub.add_parser("status", help="the running service's board, once: exit 0 all "
+                                           "up, 1 any degraded/down, 3 no service")
+    _config_option(status)
+    status.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="one JSON object per target per line")
+
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
 
@@ -92,17 +109,22 @@ def _dashboard_options(parser: argparse.ArgumentParser) -> None:
                         help="dashboard: scheduling niceness of the screen's process, so "
                              "rendering never delays a measurement (default 19; 0 keeps "
                              "it at the engine's priority)")
+    parser.add_argument("--standalone", action="store_true", default=argparse.SUPPRESS,
+                        help="its own engine even when a service probes this config "
+                             "(the dashboard attaches to it by default; run --headless "
+                             "then serves no dashboards)")
 
 
 # Which commands each option means something to; `run` is the dashboard unless --headless.
 _APPLIES = {
     "config": {"dashboard", "check", "validate", "run", "run --headless", "engine-worker",
-               "history", "report"},
-    "record": {"dashboard", "run", "run --headless", "engine-worker"},
+               "history", "report", "serve", "status"},
+    "record": {"dashboard", "run", "run --headless", "engine-worker", "serve"},
+    "standalone": {"dashboard", "run", "run --headless"},
     "refresh": {"dashboard", "run"},
     "ui_nice": {"dashboard", "run"},
-    "json": {"check", "run --headless"},
-    "stats_every": {"run --headless"},
+    "json": {"check", "run --headless", "serve", "status"},
+    "stats_every": {"run --headless", "serve"},
 }
 
 

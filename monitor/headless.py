@@ -25,6 +25,7 @@ from monitor.engine.result import ProbeResult
 from monitor.engine.sinks import ConfigRejected, ConfigReloaded, MonitorStarted, MonitorStopped, Sink
 from monitor.engine.state import Transition
 from monitor.store.sink import HistoryRefused, open_history
+from monitor.service.server import ServiceBusy, open_service
 from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines, json_line,
                             on_schedule_line, reload_line, result_line, stats_event,
                             transition_line, use_colour)
@@ -92,7 +93,8 @@ class HeadlessPrinter(Sink):
         await self.out.close()
 
 
-def cmd_run(config: Config, as_json: bool, record: str | None, stats_every: float) -> int:
+def cmd_run(config: Config, as_json: bool, record: str | None, stats_every: float,
+            listen: bool = True) -> int:
     from monitor.cli import run_async
     if not 0 <= stats_every <= 86400:   # NaN fails this too
         say("monitor: --stats-every must be between 0 (none) and 86400 seconds")
@@ -102,11 +104,11 @@ def cmd_run(config: Config, as_json: bool, record: str | None, stats_every: floa
     except OSError:   # checked before the event loop opens files that would take number 1
         say("monitor: stdout is closed; for no output, send it to /dev/null")
         return EXIT_PROBLEM
-    return run_async(run_headless(config, as_json, record, stats_every))
+    return run_async(run_headless(config, as_json, record, stats_every, listen))
 
 
 async def run_headless(config: Config, as_json: bool, record: str | None,
-                       stats_every: float) -> int:
+                       stats_every: float, listen: bool = False) -> int:
     colour = sys.stdout is not None and use_colour(sys.stdout)
     stdout_lost: list[BaseException | None] = []
     host: EngineHost | None = None
@@ -132,20 +134,36 @@ async def run_headless(config: Config, as_json: bool, record: str | None,
             say(f"monitor: --record {record}: {exc.strerror or exc}")
             await out.close()
             return EXIT_CONFIG
-    # Nothing headless reads the rolling history ([settings] history samples per
-    # target): at 1,000 targets with history = 1000 it holds 25.5 MiB once full,
-    # 1.0 MiB without (tracemalloc), for no one.
-    host = EngineHost(config, sinks, keep_history=False,
+    try:   # the service: dashboards attach to it (monitor/service/)
+        service = open_service(config.path, say) if listen else None
+    except ServiceBusy as exc:
+        say(f"monitor: {exc}; attach with `monitor --config {config.path}`, "
+            "or add --standalone to probe on its own")
+        for sink in sinks:
+            await sink.aclose()
+        return EXIT_CONFIG
+    if service is not None:
+        sinks.append(service)
+    # Without viewers nothing headless reads the rolling history ([settings] history
+    # samples per target): at 1,000 targets with history = 1000 it holds 25.5 MiB once
+    # full, 1.0 MiB without (tracemalloc), for no one.
+    host = EngineHost(config, sinks, keep_history=service is not None,
                       stop_on=(signal.SIGINT, signal.SIGTERM), reload_on=(signal.SIGHUP,))
     try:
         history = open_history(config, "monitor run --headless", host.sinks.on_notice)
-    except HistoryRefused as exc:   # two services on one config would probe everything twice
-        say(f"monitor: {exc}")
-        await host.sinks.aclose()
-        return EXIT_CONFIG
+    except HistoryRefused as exc:
+        if listen:   # two services on one config would probe everything twice
+            say(f"monitor: {exc}")
+            await host.sinks.aclose()
+            return EXIT_CONFIG
+        # --standalone: asked to probe beside the writer; its results are not kept
+        say(f"monitor: history not written: {exc}")
+        history = None
     if history is not None:
         host.sinks.add(history)
     await host.start()
+    if service is not None:
+        await service.listen(host)
     try:
         reporter = _start_reporting(host, out, as_json, stats_every)
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from monitor.config.model import Target
 from monitor.engine.result import ProbeResult
 from monitor.engine.state import State, Transition
-from monitor.engine.stats import RollingStats, Summary
+from monitor.engine.stats import RollingStats, SavedStats, Summary, restore_stats, save_stats
 
 EVENTS_KEPT = 200
 
@@ -59,6 +59,23 @@ class TargetView:
     def phase_averages(self) -> dict[str, float]:
         """Mean of each phase since start, over the probes that ran it."""
         return {phase: total / count for phase, (total, count) in self._phase_sums.items()}
+
+    def saved_stats(self) -> tuple[SavedStats, dict[str, list[float]]]:
+        """Statistics and phase sums as plain values (see `restore`)."""
+        return save_stats(self.stats), {k: list(v) for k, v in self._phase_sums.items()}
+
+    def restore(self, state: State, since: float, stats: SavedStats,
+                phase_sums: dict[str, list[float]], last: ProbeResult | None,
+                last_failure: ProbeResult | None, events: Iterable[Transition]) -> None:
+        """Become a copy of another process's view of this target (a
+        dashboard attaching to a service): what it knew replaces what this
+        one knew."""
+        self.state, self.since = state, since
+        self.stats = restore_stats(stats, self.stats.samples.size)
+        self._phase_sums = {k: [float(v[0]), float(v[1])] for k, v in phase_sums.items()}
+        self.last, self.last_failure = last, last_failure
+        self.events.clear()
+        self.events.extend(events)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,19 @@ class Listener(Protocol):
     def on_config_rejected(self, event: ConfigRejected) -> None: ...
 
 
+def message_handlers(listener: Listener) -> dict[str, Callable[[Message], None]]:
+    """The engine's messages, by kind, to `listener` (a worker's pipe and a
+    service's socket speak the same protocol)."""
+    return {
+        "result": lambda m: listener.on_result(result_from_message(m)),
+        "transition": lambda m: listener.on_transition(transition_from_message(m)),
+        "stats": lambda m: listener.on_stats(stats_from_message(m)),
+        "error": lambda m: listener.on_error(m[1]),
+        "reload": lambda m: listener.on_reload(reload_from_message(m)),
+        "config_rejected": lambda m: listener.on_config_rejected(rejected_from_message(m)),
+    }
+
+
 class EngineClient(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -307,14 +320,7 @@ class ProcessEngine:
         wrong with it, if anything, and whether the worker ever spoke."""
         assert proc.stdout is not None
         listener = self.listener
-        dispatch: dict[str, Callable[[Message], None]] = {
-            "result": lambda m: listener.on_result(result_from_message(m)),
-            "transition": lambda m: listener.on_transition(transition_from_message(m)),
-            "stats": lambda m: listener.on_stats(stats_from_message(m)),
-            "error": lambda m: listener.on_error(m[1]),
-            "reload": lambda m: listener.on_reload(reload_from_message(m)),
-            "config_rejected": lambda m: listener.on_config_rejected(rejected_from_message(m)),
-        }
+        dispatch = message_handlers(listener)
         stdout, frames, spoke = proc.stdout, FrameReader(), False
         try:
             while chunk := await stdout.read(1 << 16):

@@ -35,6 +35,8 @@ from monitor.ui import themes
 from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
                                  reload_line, transition_line)
 from monitor.ui.history import Past, apply_past, read_past
+from monitor.service.snapshot import BoardSnapshot
+from monitor.ui.attached import take_snapshot
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import ConfigBanner, EngineBanner
@@ -214,6 +216,8 @@ class MonitorApp(App[int]):
                     log.write(transition_line(change, self.palette))
             elif isinstance(change, EngineUp):
                 self._engine_came_up(change.restarts)
+            elif isinstance(change, BoardSnapshot):
+                touched |= take_snapshot(self, change)
             else:
                 touched |= self._engine_went_down(change)
         now = self.clock()
@@ -388,7 +392,7 @@ class MonitorApp(App[int]):
         headline = self.watch.headline()
         trouble = None if headline is None else (headline, self.watch.since())
         self.summary.show(self.board.counts(), self._uptime, self.inbox.stats,
-                          self.palette, self.size.width, extra, trouble)
+                          self.palette, self.size.width, extra, trouble, self.inbox.service)
 
     # --- the engine's own health -------------------------------------------------
 

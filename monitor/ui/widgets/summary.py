@@ -11,6 +11,7 @@ from monitor.engine.client import EngineStats
 from monitor.engine.pacing import BEHIND_SHOWN
 from monitor.engine.state import State
 from monitor.output import behind_text
+from monitor.service.snapshot import ServiceInfo
 from monitor.ui import format as fmt
 
 
@@ -23,10 +24,12 @@ class SummaryBar(Static):
 
     def show(self, counts: dict[State, int], uptime: float | None, stats: EngineStats,
              palette: fmt.Palette, width: int, extra: list[str] | None = None,
-             engine_trouble: tuple[str, str] | None = None) -> None:
+             engine_trouble: tuple[str, str] | None = None,
+             service: ServiceInfo | None = None) -> None:
         """`engine_trouble`: (headline, since) when the engine is not measuring;
         then counts, uptime and rates, all from the engine's last word, give
-        way to saying so."""
+        way to saying so. `service`: the service this dashboard is attached
+        to (said first among the extras: whose board this is)."""
         text = Text("monitor ", style="bold")
         if engine_trouble is not None:
             headline, since = engine_trouble
@@ -34,6 +37,8 @@ class SummaryBar(Static):
             extras = [f"no data since {since}"]
         else:
             extras = self._counts(text, counts, uptime, stats, palette, width)
+        if service is not None:
+            extras.insert(0, service.label(wide=width >= 120))
         extras += extra or []
         for extra in extras:
             if len(text) + len(extra) + 2 <= width - 2:
