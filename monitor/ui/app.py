@@ -33,8 +33,9 @@ from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, tr
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import EngineBanner
+from monitor.ui.widgets.filter_box import FilterBox
 from monitor.ui.widgets.footer import SteadyFooter
-from monitor.ui.widgets.summary import SummaryBar
+from monitor.ui.widgets.summary import BoardView, SummaryBar
 from monitor.ui.widgets.targets import (
     GROUP_PREFIX, TargetHeader, TargetTable, age_cells, group_cells, layout, row_cells,
     stale_cells)
@@ -47,21 +48,20 @@ RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the 
 SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with targets pending
 
 
-class FilterInput(Input):
-    BINDINGS = [Binding("escape", "app.close_filter", "Close filter", show=False)]
-
-
 class MonitorApp(App[int]):
     TITLE = "monitor"
     CSS = """
-    #filter { display: none; height: 1; border: none; padding: 0 1; background: $boost; }
-    #filter.shown { display: block; }
     #event-log { height: 7; border-top: solid $panel; background: $surface; }
     #event-log.hidden { display: none; }
     """
-    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description)
+    # `/` is a priority binding: handled as it is read, so the filter box has
+    # focus before the keys after it are handed out (see FilterBox)
+    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description,
+                        priority=action == "filter")
                 for action, (keys, label, description) in BINDINGS.items()]
-    BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
+    BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events"),
+                 Binding("escape", "clear_filter", "Clear filter", show=False,
+                         id="clear_filter")]
 
     def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
                  refresh: float = 0.5, clock: Callable[[], float] = time.perf_counter,
@@ -82,6 +82,7 @@ class MonitorApp(App[int]):
         self.board = Board(config.targets, config.settings.history, clock())
         self.arranger = Arranger(self.board.views.values())
         self._group_tally: dict[str, tuple[int, int]] = {}   # as of the last arrange
+        self._shown_targets = 0                              # as of the last arrange
         self.filter = Filter()
         self.sort_mode = SortMode.STATUS
         self.grouped = False
@@ -108,7 +109,7 @@ class MonitorApp(App[int]):
         # Kept as attributes: the refresh cycle runs several times a second and
         # must not depend on the DOM (a query during shutdown finds nothing).
         self.summary = SummaryBar(id="summary")
-        self.filter_box = FilterInput(placeholder="filter: name, down, tag:x, group:x, kind:http",
+        self.filter_box = FilterBox(placeholder="filter: name, down, tag:x, group:x, kind:http",
                                       id="filter")
         self.header = TargetHeader(id="header")
         self.table = TargetTable(id="targets")
@@ -277,6 +278,7 @@ class MonitorApp(App[int]):
             if group is not None:
                 order.append(GROUP_PREFIX + group)
             order += [v.target.name for v in views]
+        self._shown_targets = len(order) - (len(sections) if self.grouped else 0)
         table = self.table
         table.show(order)
 
@@ -301,15 +303,13 @@ class MonitorApp(App[int]):
         return sum(values) / len(values) if values else None
 
     def _show_summary(self) -> None:
-        extra = []
-        if self.filter.text:
-            extra.append(f"filter “{self.filter.text}”")
-        if self.sort_mode is not SortMode.STATUS:
-            extra.append(f"sort {self.sort_mode.value}")
+        view = BoardView(self.filter.text, self._shown_targets, len(self.board.views),
+                         None if self.sort_mode is SortMode.STATUS else self.sort_mode.value,
+                         self.grouped)
         headline = self.watch.headline()
         trouble = None if headline is None else (headline, self.watch.since())
         self.summary.show(self.board.counts(), self._uptime, self.inbox.stats,
-                          self.palette, self.size.width, extra, trouble)
+                          self.palette, self.size.width, view, trouble)
 
     # --- the engine's own health -------------------------------------------------
 
@@ -403,14 +403,14 @@ class MonitorApp(App[int]):
             self.engine.pause(name)
 
     def action_filter(self) -> None:
-        box = self.filter_box
-        box.add_class("shown")
-        box.focus()
+        self.filter_box.open()
 
-    def action_close_filter(self) -> None:
-        box = self.filter_box
-        box.remove_class("shown")
-        self.table.focus()
+    def action_clear_filter(self) -> None:
+        """Escape on the board: the filter goes (the box says so as it closes)."""
+        if self.filter_box.is_open:
+            self.filter_box.close(keep=False)
+        elif self.filter_box.value:
+            self.filter_box.value = ""
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -418,10 +418,6 @@ class MonitorApp(App[int]):
         self._arrange(force=True)
         self._render_visible()
         self._show_summary()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.action_close_filter()
 
     def action_sort(self) -> None:
         self.sort_mode = self.sort_mode.next()
@@ -435,6 +431,7 @@ class MonitorApp(App[int]):
         self._relayout()
         self._arrange(force=True)
         self._render_visible()
+        self._show_summary()
 
     def action_theme(self) -> None:
         names = self.theme_names
@@ -451,9 +448,13 @@ class MonitorApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Main-screen actions are hidden (and off) on the detail and help screens."""
-        if action in ("filter", "sort", "group", "details", "toggle_events") \
+        if action in ("filter", "clear_filter", "sort", "group", "details", "toggle_events") \
                 and self.screen is not self.screen_stack[0]:
             return False
+        if action == "filter" and self.filter_box.is_open:
+            return False   # `/` typed into the box is text
+        if action == "clear_filter" and not self.filter.text:
+            return False   # nothing to clear: Escape falls through
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -63,6 +63,10 @@ class Terminal:
     def press(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.name, *keys)
 
+    def type(self, text: str) -> None:
+        """`text` in one write to the terminal, as a paste or a laggy link delivers it."""
+        self.run("send-keys", "-t", self.name, "-l", text)
+
     def wait_for(self, predicate: Callable[[str], bool], seconds: float = 20) -> str:
         deadline = time.monotonic() + seconds
         screen = ""
@@ -194,6 +198,28 @@ def test_dashboard_in_a_real_terminal(dashboard: tuple[Terminal, Path]):
     assert not term.alive(), "monitor did not quit"
     time.sleep(0.5)
     assert pids_for(str(config)) == [], "an engine process outlived the dashboard"
+
+
+def test_keys_after_slash_in_one_write_are_all_filter_text(dashboard: tuple[Terminal, Path]):
+    """`/tag:squid` arriving in one read used to quit (`q`); `/group:web`
+    grouped (`g`), paused (`p`) and hid the log (`e`)."""
+    term, _ = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "DOWN" in s and "refused" in s)
+    term.type("/tag:squid")
+    term.press("Enter")
+    screen = term.wait_for(lambda s: "filter “tag:squid”" in s.splitlines()[0])
+    assert term.alive() and table_rows(screen) == []
+    term.press("Escape")                                          # clears the filter
+    term.wait_for(lambda s: "filter" not in s.splitlines()[0] and len(table_rows(s)) == 3)
+    term.type("/group:web")
+    term.press("Enter")
+    screen = term.wait_for(lambda s: "filter “group:web”" in s.splitlines()[0]
+                           and len(table_rows(s)) == 2)
+    rows = table_rows(screen)
+    assert {row.split()[2] for row in rows} == {"fast-site", "broken-site"}
+    assert not any("PAUS" in row or "▾" in row for row in rows)   # not paused, not grouped
+    assert "grouped" not in screen.splitlines()[0] and "→" in screen   # log still shown
+    term.press("q")
 
 
 def nice_of(proc: Path) -> int:
