@@ -7,6 +7,7 @@ these tests skip and say why.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -265,6 +266,81 @@ def test_reduced_colour_terminals(dashboard: tuple[Terminal, Path], forbidden: l
     assert "\x1b[" in styled                      # it is coloured...
     for sequence in forbidden:                    # ...within the terminal's palette
         assert sequence not in styled, f"{sequence!r} used on a reduced-colour terminal"
+    term.press("q")
+
+
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def backgrounds_by_line(styled: str) -> list[tuple[str, set[str]]]:
+    """Each line of a `capture-pane -e` screen as (its text, the backgrounds
+    behind its visible characters), reverse video taken into account."""
+    fg, bg, reverse = "default fg", "default bg", False
+    lines = []
+    for line in styled.split("\n"):
+        text, seen, at = "", set(), 0
+        for match in [*SGR.finditer(line), None]:
+            chunk = line[at:match.start() if match else len(line)]
+            text += chunk
+            if chunk.strip():
+                seen.add(fg if reverse else bg)
+            if match is None:
+                break
+            at = match.end()
+            params = [int(p) if p else 0 for p in match.group(1).split(";")]
+            while params:
+                code = params.pop(0)
+                if code in (38, 48):          # 38;5;N or 38;2;R;G;B
+                    size = 1 if params[0] == 5 else 3
+                    value = ";".join(map(str, params[:size + 1]))
+                    params = params[size + 1:]
+                    fg, bg = (value, bg) if code == 38 else (fg, value)
+                elif code == 0:
+                    fg, bg, reverse = "default fg", "default bg", False
+                elif code == 7 or code == 27:
+                    reverse = code == 7
+                elif 30 <= code <= 37 or 90 <= code <= 97 or code == 39:
+                    fg = "default fg" if code == 39 else str(code)
+                elif 40 <= code <= 47 or 100 <= code <= 107 or code == 49:
+                    bg = "default bg" if code == 49 else str(code)
+        lines.append((text, seen))
+    return lines
+
+
+def rows_that_stand_out(styled: str) -> tuple[list[str], list[str]]:
+    """The table's rows, and those whose backgrounds no other row shares."""
+    lines = backgrounds_by_line(styled)
+    start = next((i for i, (text, _) in enumerate(lines) if "Last error" in text), None)
+    rows = []
+    for text, seen in lines[start + 1:] if start is not None else []:
+        if text.strip().startswith("─"):
+            break
+        if text.strip():
+            rows.append((text, seen))
+    return [text for text, _ in rows], [
+        text for text, seen in rows if all(seen.isdisjoint(other) for t, other in rows
+                                           if t is not text)]
+
+
+@pytest.mark.parametrize("dashboard", [
+    {"COLORTERM": "truecolor"}, {"TEXTUAL_COLOR_SYSTEM": "256"},
+    {"TEXTUAL_COLOR_SYSTEM": "standard"}, {"TERM": "xterm"},
+], indirect=True, ids=["truecolor", "256-colours", "16-colours", "plain-xterm"])
+def test_the_selected_row_stands_out_in_every_theme(dashboard: tuple[Terminal, Path]):
+    term, _ = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "DOWN" in s and "refused" in s)
+    for _theme in range(4):                        # every theme shipped, in turn
+        term.press("t")
+        for key, row in (("Home", 0), ("j", 1)):   # the first row, then the second
+            term.press(key)
+            deadline = time.monotonic() + 10
+            while True:
+                styled = term.run("capture-pane", "-p", "-e", "-t", term.name)
+                rows, standing_out = rows_that_stand_out(styled)
+                if len(rows) == 3 and standing_out == [rows[row]]:
+                    break
+                assert time.monotonic() < deadline, f"row {row} does not stand out:\n{styled}"
+                time.sleep(0.1)
     term.press("q")
 
 

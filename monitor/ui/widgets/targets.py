@@ -331,12 +331,28 @@ class TargetTable(ScrollView, can_focus=True):
             strip = self._row_strip(self._cells.get(key, {}), base)
             self._strips[key] = strip
             self.rendered_rows += 1
-        if index == self.cursor_row:
-            strip = strip.apply_style(self.get_component_rich_style("targettable--cursor"))
         x = int(self.scroll_x)
-        if x == 0 and strip.cell_length == width:
-            return strip
-        return strip.crop_extend(x, x + width, base)
+        if x != 0 or strip.cell_length != width:
+            strip = strip.crop_extend(x, x + width, base)
+        if index == self.cursor_row:
+            # on top of the cells' own styles (under them, as Strip.apply_style
+            # puts it, every cell's background hid the cursor's), to the edge
+            strip = Strip(Segment.apply_style(strip, post_style=self._cursor_style()),
+                          strip.cell_length)
+        return strip
+
+    def _cursor_style(self) -> Style:
+        """The selected row's look: the theme's cursor colours, or reverse
+        video where colours cannot be trusted to differ from a row's (16
+        colours, no colour, themes in the terminal's own palette, whose
+        white may be its background)."""
+        app = self.app
+        if app.console.color_system in (None, "standard", "windows") or app.current_theme.ansi:
+            return Style(reverse=True, bold=True) if self.has_focus else Style(underline=True)
+        style = self.get_component_rich_style("targettable--cursor")
+        if self.has_focus:
+            return style
+        return Style(bgcolor=style.bgcolor)   # the filter has the keys: cells keep their colours
 
     def _row_strip(self, cells: dict[str, Text], base: Style) -> Strip:
         columns = self.columns_now
