@@ -19,7 +19,7 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input, RichLog
+from textual.widgets import Input
 
 from monitor.config.keys import BINDINGS
 from monitor.config.model import Config
@@ -33,8 +33,10 @@ from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, tr
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import EngineBanner
+from monitor.ui.widgets.event_log import EventLog
 from monitor.ui.widgets.filter_box import FilterBox
 from monitor.ui.widgets.footer import SteadyFooter
+from monitor.ui.widgets.selection import SelectionLine
 from monitor.ui.widgets.summary import BoardView, SummaryBar
 from monitor.ui.widgets.targets import (
     GROUP_PREFIX, TargetHeader, TargetTable, age_cells, group_cells, layout, row_cells,
@@ -50,10 +52,6 @@ SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with tar
 
 class MonitorApp(App[int]):
     TITLE = "monitor"
-    CSS = """
-    #event-log { height: 7; border-top: solid $panel; background: $surface; }
-    #event-log.hidden { display: none; }
-    """
     # `/` is a priority binding: handled as it is read, so the filter box has
     # focus before the keys after it are handed out (see FilterBox)
     BINDINGS = [Binding(keys, action, label, id=action, tooltip=description,
@@ -83,6 +81,10 @@ class MonitorApp(App[int]):
         self.arranger = Arranger(self.board.views.values())
         self._group_tally: dict[str, tuple[int, int]] = {}   # as of the last arrange
         self._shown_targets = 0                              # as of the last arrange
+        self._fitted_for: tuple[int, bool] | None = None     # (targets, grouped)
+        self._table_rows = 0                                 # as many as it may need
+        self._log_least = 8                                  # the event log's least height
+        self._log_height = 0                                 # as last set
         self.filter = Filter()
         self.sort_mode = SortMode.STATUS
         self.grouped = False
@@ -114,13 +116,15 @@ class MonitorApp(App[int]):
         self.header = TargetHeader(id="header")
         self.table = TargetTable(id="targets")
         self.table.header = self.header
-        self.events = RichLog(id="event-log", max_lines=500, wrap=False, markup=False)
+        self.selection = SelectionLine(id="selection")
+        self.events = EventLog(id="event-log", max_lines=500)
         self.banner = EngineBanner(id="banner")
         yield self.summary
         yield self.banner
         yield self.filter_box
         yield self.header
         yield self.table
+        yield self.selection
         yield self.events
         yield SteadyFooter(compact=True, show_command_palette=False)
 
@@ -259,6 +263,15 @@ class MonitorApp(App[int]):
             return cells if stale is None else stale_cells(cells, stale, self.palette)
 
         table.render_rows(keys, cells_for)
+        self._show_selection()
+
+    @on(TargetTable.CursorMoved)
+    def _show_selection(self) -> None:
+        """The selected row's whole reason, under the board."""
+        name = self.selected_name()
+        view = None if name is None else self.board.views.get(name)
+        self.selection.show(view, self.clock(), self.palette, self.size.width,
+                            self.watch.stale_note())
 
     def _arrange(self, force: bool) -> None:
         """Recompute which rows show and in what order (at most once a second
@@ -279,6 +292,7 @@ class MonitorApp(App[int]):
                 order.append(GROUP_PREFIX + group)
             order += [v.target.name for v in views]
         self._shown_targets = len(order) - (len(sections) if self.grouped else 0)
+        self._fit_table()
         table = self.table
         table.show(order)
 
@@ -291,11 +305,39 @@ class MonitorApp(App[int]):
 
     def _fit(self, height: int) -> None:
         """Short terminals (80x24) give the rows more room than the event log."""
-        self.events.styles.height = 5 if height < 30 else 8
+        self._log_least = 5 if height < 30 else 8
+        self._fit_log()
+
+    def _fit_table(self) -> None:
+        """How many rows the table could ever need (filtered or not, so that
+        nothing moves while a filter is typed)."""
+        shape = (len(self.board.views), self.grouped)
+        if shape == self._fitted_for:
+            return
+        self._fitted_for = shape
+        headings = len(self._group_tally) if self.grouped else 0   # every group's, as arranged
+        self._table_rows = len(self.board.views) + headings
+        self._fit_log()
+
+    def _fit_log(self) -> None:
+        """The event log takes the room the rows leave, never less than its
+        least: at 200x50 a short board left 28 blank rows above a 7-line log.
+        (Set here, not with fr units and min/max heights: Textual's resolver
+        gives a log clamped at its minimum the whole room once the table is
+        clamped too.)"""
+        table, log = self.table, self.events
+        if log.has_class("hidden") or not table.is_attached:
+            return
+        room = table.outer_size.height + log.outer_size.height   # the table takes 1fr
+        height = max(self._log_least, room - self._table_rows)
+        if room and height != self._log_height:
+            self._log_height = height
+            log.styles.height = height
 
     def _on_table_resized(self, width: int) -> None:
         self._relayout(width)
         self._render_visible()
+        self._fit_log()
 
     def _overall_uptime(self, now: float) -> float | None:
         values = [u for v in self.board.views.values()
@@ -441,6 +483,7 @@ class MonitorApp(App[int]):
 
     def action_toggle_events(self) -> None:
         self.events.toggle_class("hidden")
+        self._log_height = 0   # shown again: fitted anew once laid out
 
     def action_help(self) -> None:
         from monitor.ui.screens.help import HelpScreen

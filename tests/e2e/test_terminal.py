@@ -83,8 +83,12 @@ class Terminal:
                               capture_output=True, timeout=10).returncode == 0
 
 
+ROW = re.compile(r"\s*(\S+ (UP|DEGR|DOWN|PEND|PAUS)|STALE|▾)\s")
+
+
 def table_rows(screen: str) -> list[str]:
-    """The target rows: below the table header, above the event log's rule."""
+    """The target rows: below the table header, above the event log's rule
+    (and not the line about the selected row, just above the rule)."""
     lines = screen.splitlines()
     start = next((i for i, line in enumerate(lines) if "Last error" in line), None)
     if start is None:
@@ -93,7 +97,7 @@ def table_rows(screen: str) -> list[str]:
     for line in lines[start + 1:]:
         if line.strip().startswith("─"):
             break
-        if line.strip():
+        if ROW.match(line):
             rows.append(line)
     return rows
 
@@ -315,7 +319,7 @@ def rows_that_stand_out(styled: str) -> tuple[list[str], list[str]]:
     for text, seen in lines[start + 1:] if start is not None else []:
         if text.strip().startswith("─"):
             break
-        if text.strip():
+        if ROW.match(text):
             rows.append((text, seen))
     return [text for text, _ in rows], [
         text for text, seen in rows if all(seen.isdisjoint(other) for t, other in rows

@@ -1,0 +1,58 @@
+"""The event log under the board: one line per event, newest at the bottom,
+each cut to the width with an ellipsis (never silently: a cut reason must
+look cut), redrawn for a new width instead of kept as first rendered."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+class EventLog(ScrollView):
+    DEFAULT_CSS = """
+    EventLog { height: 8; border-top: solid $panel; background: $surface; }
+    EventLog.hidden { display: none; }
+    """
+
+    def __init__(self, max_lines: int = 500, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._lines: deque[Text] = deque(maxlen=max_lines)
+
+    @property
+    def lines(self) -> list[Text]:
+        """What the log holds, oldest first, as written (not cut)."""
+        return list(self._lines)
+
+    def write(self, line: Text) -> None:
+        """Add a line; follow it when the view was at the newest line."""
+        following = self.scroll_y >= self.max_scroll_y
+        if "\n" in line.plain:   # one event, one line
+            line = Text(" ").join(line.split("\n"))
+        self._lines.append(line)
+        self.virtual_size = Size(self.size.width, len(self._lines))
+        if following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        index = int(self.scroll_y) + y
+        if not 0 <= index < len(self._lines):
+            return Strip.blank(width, base)
+        text = self._lines[index]
+        if text.cell_len > width:
+            text = text.copy()
+            text.truncate(width, overflow="ellipsis")
+        segments = [Segment(s.text, base + s.style if s.style else base)
+                    for s in text.render(self.app.console)]
+        return Strip(segments).extend_cell_length(width, base)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self._lines))
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
