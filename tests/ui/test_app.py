@@ -380,12 +380,6 @@ async def test_summary_warns_when_the_engine_is_behind(config_file: Path):
         assert warned[-1].style.foreground.rgb == tuple(app.palette.warning.color.triplet)
 
 
-def test_detail_values_read_as_words():
-    from monitor.ui.screens.detail import _shown
-    assert _shown([0.051, None, 0.06]) == "0.051, lost, 0.06"   # ICMP echoes in send order
-    assert _shown([]) == "—" and _shown(3) == "3"
-
-
 async def test_detail_config_panel_never_shows_a_password(config_file: Path):
     text = config_file.read_text().replace(
         'url = "https://shop.example.test/checkout"',

@@ -41,20 +41,28 @@ def selection_text(view: TargetView | None, now: float, palette: fmt.Palette,
         text.append(f"{fmt.GLYPHS[view.state]} ", style=palette.states[view.state])
     text.append(" ".join(view.target.name.split()), style=Style(bold=True))
     text.append("  ")
-    last, failure = view.last, view.last_failure
     if stale is not None:
         text.append(stale, style=palette.warning)
     elif view.state is State.PAUSED:
         text.append("paused", style=palette.muted)
-    elif last is not None and last.reason:
-        style = palette.error if last.status == "down" else palette.warning
-        text.append(" ".join(last.reason.split()), style=style)
-    elif failure is not None and failure.reason:
-        ago = fmt.age(now - failure.started)
-        text.append(f"last failure {ago} ago: {' '.join(failure.reason.split())}",
-                    style=palette.muted)
-    elif last is not None:
-        text.append(f"{last.target} · no failures seen", style=palette.muted)
+    elif reason := reason_text(view, now, palette):
+        text.append_text(reason)
+    elif view.last is not None:
+        text.append(f"{view.last.target} · no failures seen", style=palette.muted)
     else:
         text.append("not checked yet", style=palette.muted)
     return text
+
+
+def reason_text(view: TargetView, now: float, palette: fmt.Palette) -> Text:
+    """The current problem in its state's colour; else the last failure and
+    how long ago; else nothing. On one line (whitespace runs as one space)."""
+    last, failure = view.last, view.last_failure
+    if last is not None and last.reason:
+        style = palette.error if last.status == "down" else palette.warning
+        return Text(" ".join(last.reason.split()), style=style)
+    if failure is not None and failure.reason:
+        ago = fmt.age(now - failure.started)
+        return Text(f"last failure {ago} ago: {' '.join(failure.reason.split())}",
+                    style=palette.muted)
+    return Text("")

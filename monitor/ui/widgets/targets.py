@@ -449,7 +449,7 @@ def row_cells(view: TargetView, columns: list[Column], now: float,
         elif key == "loss":
             loss = summary.loss_pct
             style = palette.error if loss else None
-            cells[key] = Text(fmt.percent(loss, 0), style=style, justify="right")
+            cells[key] = Text(fmt.percent(loss, 0, round_up=True), style=style, justify="right")
         elif key == "uptime":
             cells[key] = Text(fmt.percent(summary.uptime_pct), justify="right")
     cells.update(age_cells(view, columns, now, palette))
