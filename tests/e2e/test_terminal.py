@@ -233,17 +233,24 @@ def nice_of(proc: Path) -> int:
 
 
 def test_screen_yields_the_cpu_to_the_engine(dashboard: tuple[Terminal, Path]):
-    """Rendering must never delay a measurement: the UI runs at nice 19 (all
-    its threads), the engine process it started at normal priority."""
+    """Rendering must never delay a measurement: every thread of the UI runs
+    at nice 19 (`--ui-nice`), the engine it started at the priority it was
+    given. Relative, so that it holds when the suite itself runs under
+    `nice`: the engine keeps ours, the screen goes as far below as it can."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    if ours >= 19:
+        pytest.skip("the suite runs at nice 19: there is no lower priority to yield to")
     term, config = dashboard
     term.wait_for(lambda s: "fast-site" in s and "UP" in s)
     engine = pids_for("engine-worker")
     engine = [pid for pid in engine if pid in pids_for(str(config))]
     ui = [pid for pid in pids_for(str(config)) if pid not in engine]
     assert len(engine) == 1 and len(ui) == 1
-    assert nice_of(Path("/proc") / str(engine[0])) == 0
+    engine_nice = nice_of(Path("/proc") / str(engine[0]))
+    assert engine_nice == ours                       # not lowered with the screen
     threads = list((Path("/proc") / str(ui[0]) / "task").iterdir())
-    assert len(threads) > 1 and all(nice_of(t) == 19 for t in threads)
+    assert len(threads) > 1
+    assert {nice_of(t) - engine_nice for t in threads} == {19 - ours}
 
 
 def test_hangup_ends_dashboard_and_engine(dashboard: tuple[Terminal, Path]):
