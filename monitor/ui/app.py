@@ -328,9 +328,11 @@ class MonitorApp(App[int]):
         table, log = self.table, self.events
         if log.has_class("hidden") or not table.is_attached:
             return
-        room = table.outer_size.height + log.outer_size.height   # the table takes 1fr
+        others = sum(child.outer_size.height for child in self.screen_stack[0].children
+                     if child is not table and child is not log)
+        room = self.size.height - others   # for the table and the log
         height = max(self._log_least, room - self._table_rows)
-        if room and height != self._log_height:
+        if room > 0 and height != self._log_height:
             self._log_height = height
             log.styles.height = height
 

@@ -90,3 +90,42 @@ async def test_the_event_log_takes_the_room_the_rows_leave(config_file: Path):
         await pilot.pause()
         assert app.events.outer_size.height == 5           # a full board leaves the log its least
         assert app.table.size.height >= 12
+
+
+async def test_a_smaller_terminal_shrinks_the_log_not_the_rows(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await board(pilot, app)
+        await pilot.resize_terminal(80, 24)
+        for _ in range(3):
+            await pilot.pause()
+        assert app.table.size.height == 6                  # every row still shows
+        assert app.screen.virtual_size.height <= 24       # and nothing spills off screen
+        assert app.events.size.height >= 4
+
+
+async def test_the_filter_box_is_one_line(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await board(pilot, app)
+        await pilot.press("slash", "a")
+        await pilot.pause()
+        assert app.filter_box.outer_size.height == 1
+        assert app.table.size.height == 6
+
+
+async def test_the_log_shows_the_newest_lines_after_a_resize(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await board(pilot, app)
+        for minute in range(20):
+            app.engine.move("api", app.board.views["api"].state.DOWN if minute % 2
+                            else app.board.views["api"].state.UP, minutes=10 + minute)
+        app.flush()
+        await pilot.pause()
+        await pilot.resize_terminal(80, 24)
+        for _ in range(3):
+            await pilot.pause()
+        log = app.events
+        bottom = log.render_line(log.size.height - 1).text
+        assert "09:59:00" in bottom                         # the newest, at the bottom

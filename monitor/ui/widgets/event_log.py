@@ -15,7 +15,7 @@ from textual.strip import Strip
 
 class EventLog(ScrollView):
     DEFAULT_CSS = """
-    EventLog { height: 8; border-top: solid $panel; background: $surface; }
+    EventLog { height: 8; border-top: solid $panel; background: $surface; overflow-x: hidden; }
     EventLog.hidden { display: none; }
     """
 
@@ -34,7 +34,7 @@ class EventLog(ScrollView):
         if "\n" in line.plain:   # one event, one line
             line = Text(" ").join(line.split("\n"))
         self._lines.append(line)
-        self.virtual_size = Size(self.size.width, len(self._lines))
+        self.virtual_size = Size(0, len(self._lines))   # lines are cut, never scrolled sideways
         if following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
@@ -54,5 +54,6 @@ class EventLog(ScrollView):
         return Strip(segments).extend_cell_length(width, base)
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self._lines))
-        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.virtual_size = Size(0, len(self._lines))   # lines are cut, never scrolled sideways
+        # once laid out at the new size: before, the end is where it was
+        self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)

@@ -19,8 +19,10 @@ from textual.widgets import Input
 
 
 class FilterBox(Input):
+    # compact: one line, no border (Input's own rules outrank a plain type rule)
     DEFAULT_CSS = """
-    FilterBox { display: none; height: 1; border: none; padding: 0 1; background: $boost; }
+    FilterBox { display: none; background: $boost; }
+    FilterBox.-textual-compact { padding: 0 1; }
     FilterBox.shown { display: block; }
     """
 
@@ -32,7 +34,7 @@ class FilterBox(Input):
             self.kept = kept
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(compact=True, **kwargs)  # type: ignore[arg-type]
         self._return_to: Widget | None = None
 
     @property
