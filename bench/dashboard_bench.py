@@ -475,10 +475,11 @@ class Bench:
             self.tmux.run("kill-session", "-t", name, timeout=5)
 
     def open_dashboard(self, what: str, config: Path, record: Path | None,
-                       startup_s: float, profile: Path | None = None
-                       ) -> tuple[str, Control, int, int]:
-        """`profile`: run the UI process under cProfile, written there when it quits."""
-        argv = [sys.executable, "-m", "monitor", "--config", str(config)]
+                       startup_s: float, profile: Path | None = None,
+                       options: tuple[str, ...] = ()) -> tuple[str, Control, int, int]:
+        """`profile`: run the UI process under cProfile, written there when it quits;
+        `options`: more command-line options for the dashboard (`--ui-nice 0`)."""
+        argv = [sys.executable, "-m", "monitor", "--config", str(config), *options]
         if profile is not None:
             argv[1:2] = ["-m", "cProfile", "-o", str(profile), "-m"]
         if record is not None:

@@ -496,7 +496,7 @@ class MonitorApp(App[int]):
         if action in ("filter", "clear_filter", "sort", "group", "details", "toggle_events") \
                 and self.screen is not self.screen_stack[0]:
             return False
-        if action == "filter" and self.filter_box.is_open:
+        if action == "filter" and self.focused is self.filter_box:
             return False   # `/` typed into the box is text
         if action == "clear_filter" and not self.filter.text:
             return False   # nothing to clear: Escape falls through

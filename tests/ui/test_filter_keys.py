@@ -117,3 +117,16 @@ async def test_filter_sort_and_grouping_show_at_80_columns(config_file: Path):
         assert "filter “a-very-" in summary and "…” 0/6" in summary   # cut, not dropped
         assert "sort latency" in summary and "grouped" in summary
         assert len(summary.rstrip()) <= 78
+
+
+async def test_slash_takes_focus_back_to_an_open_box(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await board_ready(pilot, app)
+        await pilot.press("slash", "d")
+        app.table.focus()                                   # as a click on the board does
+        await pilot.pause()
+        burst(app, "/own")
+        await settle(pilot, app)
+        # the box has the keys again, its text selected as whenever it takes focus
+        assert app.focused is app.filter_box and app.filter_box.value == "own"

@@ -42,12 +42,12 @@ class FilterBox(Input):
         return self.has_class("shown")
 
     def open(self) -> None:
-        """Show the box and take focus now, not after the queued keys."""
-        if self.is_open:
-            return
+        """Show the box and take focus now, not after the queued keys (open
+        already, as after a click on the board: take focus back)."""
         screen = self.screen
-        self._return_to = screen.focused
-        self.add_class("shown")
+        if not self.is_open:
+            self._return_to = screen.focused
+            self.add_class("shown")
         screen.set_focus(self)
 
     def close(self, keep: bool) -> None:
