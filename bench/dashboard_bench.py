@@ -858,11 +858,13 @@ def _sort_mode(screen: str) -> str:
 
 
 def _grouped(screen: str) -> bool | None:
-    """Grouped mode drops the Group column; None when no header is on screen."""
-    for line in screen.split("\n")[:4]:
+    """The summary line says "grouped" (at every width: the Group column
+    shows only on wide screens); None when no header is on screen."""
+    lines = screen.split("\n")
+    for line in lines[:4]:
         words = line.split()
         if "State" in words and "Target" in words:
-            return "Group" not in words
+            return re.search(r"· grouped\b", lines[0]) is not None
     return None
 
 

@@ -17,7 +17,7 @@ with the 0.5 s refresh), and timed from `send-keys` until `capture-pane` shows
 the frame that key must produce, polled every 2 ms over a tmux control client:
 
   s          the summary names the next sort mode, with rows under the header
-  g          the Group column goes (grouped) or comes back
+  g          the summary says "grouped", or no longer does
   / (open)   the filter box is on screen, holding the filter text
   type       a character typed into the box: the summary shows the new filter
              and every row's name contains it ("t", then "t1")
