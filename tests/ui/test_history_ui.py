@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import RichLog
 
 from monitor.config import parse_config
 from monitor.engine.client import ProcessEngine
 from monitor.engine.result import Status
 from monitor.ui.app import MonitorApp
 from tests.ui.fake_engine import FakeEngine
-from tests.ui.test_engine_faults import listening_port, until  # noqa: F401 (fixture)
+from tests.ui.test_engine_faults import listening_port, log_text, until  # noqa: F401 (fixture)
 
 
 def config_text(port: int) -> str:
@@ -22,8 +21,6 @@ def config_text(port: int) -> str:
             f'kind = "tcp"\nhost = "127.0.0.1"\nport = {port}\n')
 
 
-def log_text(app: MonitorApp) -> str:
-    return "\n".join(line.text for line in app.query_one("#event-log", RichLog).lines)
 
 
 async def test_the_next_dashboard_starts_with_the_last_ones_samples_and_events(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import RichLog
 
 from monitor.config import parse_config
 from monitor.engine.client import ProcessEngine
 from monitor.ui.app import MonitorApp
 from monitor.ui.screens.detail import DetailScreen
-from tests.ui.test_engine_faults import listening_port, until  # noqa: F401 (fixture)
+from tests.ui.test_engine_faults import listening_port, log_text, until  # noqa: F401 (fixture)
 
 HEAD = '[settings]\ninterval = "200ms"\ntimeout = "150ms"\n'
 
@@ -29,8 +28,6 @@ def dashboard(path: Path) -> MonitorApp:
                       refresh=0.1, watch_terminal=False)
 
 
-def log_text(app: MonitorApp) -> str:
-    return "\n".join(line.text for line in app.query_one("#event-log", RichLog).lines)
 
 
 async def test_reload_adds_removes_and_keeps_unchanged_targets(tmp_path, listening_port):

@@ -18,7 +18,9 @@ from monitor.engine.board import TargetView
 from monitor.probes.base import PHASES
 from monitor.probes.text import printable, redact_url
 from monitor.ui import format as fmt
+from monitor.ui.details import CERT_DETAILS, detail_rows
 from monitor.ui.widgets.chart import LatencyChart
+from monitor.ui.widgets.selection import reason_text
 from monitor.ui.widgets.footer import SteadyFooter
 
 
@@ -34,6 +36,7 @@ class DetailScreen(Screen[None]):
     DEFAULT_CSS = """
     DetailScreen { layout: vertical; }
     #title { height: 1; background: $panel; padding: 0 1; }
+    #reason { height: auto; padding: 0 1; }
     #chart { height: 10; margin: 1 1 0 1; }
     DetailScreen Horizontal { height: auto; }
     .box { width: 1fr; height: auto; border: round $panel; border-title-color: $primary;
@@ -54,11 +57,13 @@ class DetailScreen(Screen[None]):
         # Kept as attributes: the app's refresh cycle updates them several times
         # a second, also while the screen is being taken apart at exit.
         self.title_line = Static(id="title")
+        self.reason_line = Static(id="reason")
         self.chart = LatencyChart(id="chart")
         self.boxes = {key: Static(id=key, classes="box")
                       for key in ("stats", "phases", "cert", "events", "config")}
         self.scroller = VerticalScroll()
         yield self.title_line
+        yield self.reason_line
         yield self.chart
         with self.scroller:
             with Horizontal(id="columns"):
@@ -118,6 +123,8 @@ class DetailScreen(Screen[None]):
         title = Text.assemble(state, "  ", (view.target.name, "bold"), "  ",
                               (f"{view.target.kind} {shown}  {lasting}", palette.muted))
         self.title_line.update(title)
+        # the whole reason under the title (in the phases box it wrapped into a column)
+        self.reason_line.update(reason_text(view, now, palette))
         if self.target_name not in touched and self._drawn:
             return
         self._drawn = True
@@ -135,7 +142,7 @@ class DetailScreen(Screen[None]):
         rows = [("last", fmt.latency(s.last_ms)), ("min", fmt.latency(s.min_ms)),
                 ("avg", fmt.latency(s.avg_ms)), ("p50", fmt.latency(s.p50_ms)),
                 ("p95", fmt.latency(s.p95_ms)), ("max", fmt.latency(s.max_ms)),
-                ("jitter", fmt.latency(s.jitter_ms)), ("loss", fmt.percent(s.loss_pct)),
+                ("jitter", fmt.latency(s.jitter_ms)), ("loss", fmt.percent(s.loss_pct, round_up=True)),
                 ("uptime", fmt.percent(s.uptime_pct, 2)),
                 ("checks", f"{s.checks} ({s.failures} failed)")]
         for label, value in rows:
@@ -155,30 +162,33 @@ class DetailScreen(Screen[None]):
                 grid.add_row(phase, fmt.latency(last.get(phase)), fmt.latency(average.get(phase)))
         if not last and not average:
             grid.add_row("(no phases yet)", "", "")
-        if view.last is not None and view.last.reason:
-            grid.add_row("reason", view.last.reason, "")
         return grid
 
     def _cert(self, view: TargetView, palette: fmt.Palette) -> Text | Table:
-        cert = view.last.cert if view.last else None
-        if cert is None:
-            details = view.last.details if view.last else {}
-            text = Text("no certificate for this target", style=palette.muted)
-            if details:
-                text = Text("\n".join(f"{k}: {_shown(v)}" for k, v in list(details.items())[:8]))
-            return text
-        days = view.last.cert_days_left if view.last else None
+        last = view.last
+        if last is None:
+            return Text("nothing measured yet", style=palette.muted)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
-        grid.add_row("subject", cert.subject)
-        grid.add_row("issuer", cert.issuer)
-        grid.add_row("expires", f"{cert.expires_at:%Y-%m-%d %H:%M} UTC ({days:.1f} days)"
-                     if days is not None else str(cert.expires_at))
-        grid.add_row("earliest", cert.earliest)
-        if cert.hostname_match is not None:
-            grid.add_row("host name", "matches" if cert.hostname_match else "MISMATCH")
-        grid.add_row("chain", f"{cert.chain_length} certificates")
+        details = dict(last.details or {})
+        cert = last.cert
+        if cert is not None:
+            days = last.cert_days_left
+            grid.add_row("subject", cert.subject)
+            grid.add_row("issuer", cert.issuer)
+            grid.add_row("expires", f"{cert.expires_at:%Y-%m-%d %H:%M} UTC ({days:.1f} days)"
+                         if days is not None else str(cert.expires_at))
+            grid.add_row("earliest", cert.earliest)
+            if cert.hostname_match is not None:
+                grid.add_row("host name", "matches" if cert.hostname_match else "MISMATCH")
+            grid.add_row("chain", f"{cert.chain_length} certificates")
+            for said in CERT_DETAILS:   # the certificate's own facts, said above
+                details.pop(said, None)
+        for label, value in detail_rows(details):
+            grid.add_row(label, value)
+        if not grid.rows:
+            return Text("no certificate, and no details in the last result", style=palette.muted)
         return grid
 
     def _events(self, view: TargetView, palette: fmt.Palette) -> Text:
@@ -276,10 +286,3 @@ def _hide_password(line: str) -> str:
     """A config line as it may be shown: URL passwords and literal
     `password` values replaced by ***."""
     return _PASSWORD_VALUE.sub(r"\1\2***\2", redact_url(line))
-
-
-def _shown(value: object) -> str:
-    """A details value for people: lists without brackets, a lost echo as "lost"."""
-    if isinstance(value, list):
-        return ", ".join("lost" if item is None else str(item) for item in value) or "—"
-    return str(value)
