@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", dest="sub_record", metavar="FILE",
                      help="also append every result to FILE as JSON lines")
 
+    alert = sub.add_parser("alert", help="alert channels: `alert test [CHANNEL ...]` sends a test")
+    _config_arg(alert)
+    alert.add_argument("action", choices=["test"], help="test: send a test notification")
+    alert.add_argument("channel", nargs="*", help="only these channels (default: all)")
+
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
 
@@ -104,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if command == "check":
             return run_async(cmd_check(config, args.json, args.target))
+        if command == "alert":
+            from monitor.alerts.cli import cmd_alert_test
+            return run_async(cmd_alert_test(config, args.channel))
         if command == "engine-worker":
             from monitor.engine.worker import serve
             return run_async(serve(config, record=args.sub_record))
