@@ -83,7 +83,8 @@ class Receiver:
         name = request.path.lstrip("/")
         if name in self.hang:
             await asyncio.sleep(3600)
-        return web.Response(status=self.status.get(name, 200), text="thanks")
+        # the path echoed back: a secret in it must be masked wherever the answer is shown
+        return web.Response(status=self.status.get(name, 200), text=f"thanks for {request.path}")
 
 
 @pytest.fixture
