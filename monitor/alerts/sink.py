@@ -38,6 +38,9 @@ RECENT = 200              # deliveries kept in memory for a panel
 TICK = 1.0                # seconds between looks at reminders and held-back alerts
 FLUSH_GRACE = 5.0         # seconds to finish queued deliveries when the monitor stops
 MAX_BACKOFF = 300.0
+# The first change after a quiet spell is saved at once; a burst is saved at
+# most this often (each save is a JSON dump and an fsync in a thread).
+SAVE_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class AlertSink(Sink):
         self._active = True
         self._dirty = False
         self._saving: asyncio.Task[None] | None = None
+        self._resting = False
 
     # -- what the dashboard asks ----------------------------------------------
 
@@ -140,6 +144,8 @@ class AlertSink(Sink):
             except Exception:
                 log.exception("closing channel %s", channel.spec.name)
         if self._saving is not None:
+            if self._resting:   # the final save below covers what it waited to write
+                self._saving.cancel()
             await asyncio.gather(self._saving, return_exceptions=True)
         if self._active and self._started:
             self._save_now()
@@ -290,6 +296,11 @@ class AlertSink(Sink):
                              f"cannot save alert state to {self._state.path}: "
                              f"{exc.strerror or exc}")
                 return
+            self._resting = True    # between saves: safe to cancel (nothing half-done)
+            try:
+                await asyncio.sleep(SAVE_EVERY)
+            finally:
+                self._resting = False
 
     def _save_now(self) -> None:
         try:
