@@ -157,6 +157,11 @@ class AlertSink(Sink):
         if self._started:
             return
         self._started = True
+        if not self.config.alerts:
+            # no channels: no lock, no state file, until a reload brings some
+            self._active = False
+            return
+        self._active = True
         holder = self._state.acquire()
         if holder is not None:
             self._active = False
@@ -185,7 +190,10 @@ class AlertSink(Sink):
             return
         self.config = fresh
         self.policy.reconfigure(fresh)
-        if self._active and self._started:
+        if self._started and not self._active and fresh.alerts and self._state.held is None:
+            self._started = False   # the first channels: start for real
+            self._start()
+        elif self._active and self._started:
             self._apply_channels(fresh.alerts)
 
     def _apply_channels(self, specs: tuple[AlertChannel, ...]) -> None:

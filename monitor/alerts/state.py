@@ -41,6 +41,7 @@ class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock_fd: int | None = None
+        self.held: int | None = None   # pid holding the lock when acquire failed (0: unknown)
 
     def load(self) -> tuple[dict[str, Any], str | None]:
         """(state, problem): an empty state and what was wrong when the file
@@ -88,7 +89,8 @@ class StateFile:
         except OSError:
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
-            return int(holder) if holder.isdigit() else 0
+            self.held = int(holder) if holder.isdigit() else 0
+            return self.held
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd

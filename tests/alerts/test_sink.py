@@ -312,3 +312,24 @@ def test_delivery_lines_for_the_event_log():
     assert event.text() == ("alert ops (webhook) sent: DOWN api (https://api.example/health): "
                             "expected 2xx, got 503 [HTTP 200]")
     assert event.to_json()["event"] == "alert" and event.to_json()["alert"]["version"] == 1
+
+
+async def test_without_channels_nothing_is_written_until_a_reload_brings_one(
+        receiver: Receiver, tmp_path: Path):
+    text = targets("api", threshold=1)
+    sink, feed, events = make(text, tmp_path)
+    feed("api", "up")
+    feed("api", "down", "x")
+    await sink.aclose()
+    assert not (tmp_path / "state.json").exists() and not (tmp_path / "state.lock").exists()
+    sink, feed, events = make(text, tmp_path)
+    sink.on_reload(ConfigReloaded(feed.clock.now, config_text=text + hook("ops", receiver.url("h"))))
+    for _ in range(200):
+        if sink.policy.channels:
+            break
+        await asyncio.sleep(0.02)
+    feed("api", "up")
+    feed("api", "down", "x")
+    await receiver.wait("h", 1)
+    await sink.aclose()
+    assert (tmp_path / "state.json").exists()
