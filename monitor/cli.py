@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if command == "check":
             return run_async(cmd_check(config, args.json, args.target))
+        if command == "alert":
+            from monitor.alerts.cli import cmd_alert_test
+            return run_async(cmd_alert_test(config, args.channel))
         if command == "serve" or (command == "run" and args.headless):
             from monitor.headless import cmd_run
             return cmd_run(config, options.get("json", False), record,

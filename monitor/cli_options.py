@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="one JSON object per target per line")
 
+    alert = sub.add_parser("alert", help="alert channels: `alert test [CHANNEL ...]` sends a test")
+    _config_option(alert)
+    alert.add_argument("action", choices=["test"], help="test: send a test notification")
+    alert.add_argument("channel", nargs="*", help="only these channels (default: all)")
+
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", default="monitor.toml")
 
@@ -118,7 +123,7 @@ def _dashboard_options(parser: argparse.ArgumentParser) -> None:
 # Which commands each option means something to; `run` is the dashboard unless --headless.
 _APPLIES = {
     "config": {"dashboard", "check", "validate", "run", "run --headless", "engine-worker",
-               "history", "report", "serve", "status"},
+               "history", "report", "serve", "status", "alert"},
     "record": {"dashboard", "run", "run --headless", "engine-worker", "serve"},
     "standalone": {"dashboard", "run", "run --headless"},
     "refresh": {"dashboard", "run"},

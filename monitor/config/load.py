@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.config.alerting import check_routing, read_channels
 from monitor.config.durations import format_duration
 from monitor.config.fields import build_options, did_you_mean, option_names
 from monitor.config.keys import BINDINGS
 from monitor.config.lines import MAX_DEPTH, Layout, line_of, scan
 from monitor.config.lines import Path as KeyPath
+from monitor.config.maintenance import read_maintenance
 from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
 from monitor.probes import registry
 from monitor.probes.text import shown
@@ -25,7 +27,7 @@ from monitor.probes.text import shown
 _ENV = re.compile(r"\$(\$)?\{([^}]*)\}")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 _TOML_END = "(at end of document)"
-TOP_LEVEL = ("settings", "demo", "keys", "targets")
+TOP_LEVEL = ("settings", "demo", "keys", "targets", "alerts", "maintenance")
 # Far beyond any real config (10,000 targets take ~2 MB); stops a mistaken
 # --config /dev/zero from being read until memory runs out.
 MAX_FILE_SIZE = 64 * 1024 * 1024
@@ -130,10 +132,25 @@ class _Loader:
                         f"interval {format_duration(settings.interval)}")
         targets = self.targets(data.get("targets", []), settings)
         keys = self.keys(data.get("keys", {}))
+        alerts, maintenance = self.alerting(data, settings, targets)
         if self.problems:
             raise self.fail()
         return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets),
-                      keys=keys, secrets=self.secrets, source=text)
+                      keys=keys, secrets=self.secrets, source=text, alerts=alerts,
+                      maintenance=maintenance)
+
+    def alerting(self, data: dict[str, Any], settings: Settings, targets: list[Target]) -> Any:
+        """[[alerts]], [[maintenance]], and the names targets route by."""
+        lines = lambda path: line_of(self.lines, path)   # noqa: E731
+        channels = read_channels(data.get("alerts", []), self.report, lines, self.secrets)
+        raw_targets = data.get("targets", [])
+        raw_targets = raw_targets if isinstance(raw_targets, list) else []
+        check_routing(raw_targets, targets, settings, channels, self.report, data.get("alerts", []))
+        names = [t.get("name") for t in raw_targets if isinstance(t, dict)]
+        maintenance = read_maintenance(data.get("maintenance", []), self.report, lines,
+                                       [n for n in names if isinstance(n, str)],
+                                       [t.group for t in targets if t.group])
+        return channels, maintenance
 
     def decode(self, data: bytes) -> str:
         try:
