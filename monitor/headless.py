@@ -24,6 +24,7 @@ from monitor.engine.record import RecordSink, open_recorder
 from monitor.engine.result import ProbeResult
 from monitor.engine.sinks import ConfigRejected, ConfigReloaded, MonitorStarted, MonitorStopped, Sink
 from monitor.engine.state import Transition
+from monitor.export import MetricsSink
 from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines, json_line,
                             on_schedule_line, reload_line, result_line, stats_event,
                             transition_line, use_colour)
@@ -136,6 +137,7 @@ async def run_headless(config: Config, as_json: bool, record: str | None,
     # 1.0 MiB without (tracemalloc), for no one.
     host = EngineHost(config, sinks, keep_history=False,
                       stop_on=(signal.SIGINT, signal.SIGTERM), reload_on=(signal.SIGHUP,))
+    host.sinks.add(MetricsSink(host))   # /metrics, when [settings] metrics asks
     try:
         await host.start()
     except DemoUnavailable as exc:

@@ -11,6 +11,7 @@ from monitor.config.durations import MAX_DURATION
 from monitor.config.fields import (
     duration_in, in_range, option, to_bool, to_duration, to_int, to_label, to_labels, to_name,
     to_nonempty_str, to_str)
+from monitor.config.fields import to_listen_address
 
 # At least a millisecond: 0 would probe in a busy loop. A week is the longest
 # interval that still watches uptime; timeouts are bounded by the interval.
@@ -43,6 +44,12 @@ class Settings:
                           doc="samples kept per target for statistics")
     user_agent: str = option("monitor/0.1 (+uptime check)", convert=to_nonempty_str,
                              doc="User-Agent of HTTP probes")
+    # Prometheus /metrics from the engine process (monitor/export/): off unless
+    # asked for, and only on loopback unless an address says otherwise
+    metrics: str = option("", convert=to_listen_address,
+                          doc='serve Prometheus /metrics on this address, e.g. "127.0.0.1:9115"')
+    location: str = option("", convert=to_label,
+                           doc="where this monitor probes from: a label on every metric")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,6 +41,7 @@ from monitor.engine.wire import (
     stats_message,
     transition_message,
 )
+from monitor.export import MetricsSink
 
 PR_SET_PDEATHSIG = 1           # <linux/prctl.h>
 PARENT_CHECK_EVERY = 1.0       # seconds
@@ -113,6 +114,7 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
             emit(("error", f"--record {record}: {exc.strerror or exc}"))
     # the UI keeps the history it shows; a hangup (the terminal closed) stops us
     host = EngineHost(config, sinks, keep_history=False, demo_required=False)
+    host.sinks.add(MetricsSink(host))   # /metrics, when [settings] metrics asks
     await host.start()
     emit(("ready",))
     # the config this engine runs: a restarted engine read the file anew, and
