@@ -12,7 +12,6 @@ next scrape agrees again.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Protocol
@@ -55,8 +54,13 @@ class UptimeAccount:
 
     def ratio(self, now: float) -> float | None:
         """Share of known time spent up, 0..1; None before any known time."""
-        closed = self.moved(self.state, max(now, self.since))
-        return closed.up_s / closed.known_s if closed.known_s > 0 else None
+        up, known, state = self.up_s, self.known_s, self.state
+        if state in _UP_STATES:
+            span = max(0.0, now - self.since)
+            up, known = up + span, known + span
+        elif state is State.DOWN:
+            known += max(0.0, now - self.since)
+        return up / known if known > 0 else None
 
 
 class UptimeSource(Protocol):
@@ -90,7 +94,8 @@ class TargetSeries:
 
     __slots__ = ("name", "kind", "labels", "state", "state_changed_at", "last", "cert_expiry",
                  "probes", "failures", "consecutive_failures", "latency_sum", "latency_count",
-                 "uptime", "version", "cache", "_window", "_window_head", "_window_down")
+                 "uptime", "version", "cache", "_window", "_window_head", "_window_down",
+                 "_cert_seen")
 
     def __init__(self, name: str, kind: str, labels: str, state: State, since: float,
                  changed_at: float, window: int) -> None:
@@ -101,6 +106,7 @@ class TargetSeries:
         self.state_changed_at = changed_at     # wall clock, Unix seconds
         self.last: ProbeResult | None = None   # None while pending or paused
         self.cert_expiry: float | None = None  # Unix seconds, the last one seen
+        self._cert_seen: object = None         # its datetime: converted once, not per probe
         self.probes = 0
         self.failures = 0                      # DOWN results
         self.consecutive_failures = 0
@@ -135,8 +141,10 @@ class TargetSeries:
         self._window_down += down - window[head]
         window[head] = down
         self._window_head = (head + 1) % len(window)
-        if result.cert is not None:
-            self.cert_expiry = result.cert.expires_at.timestamp()
+        cert = result.cert
+        if cert is not None and cert.expires_at != self._cert_seen:
+            self._cert_seen = cert.expires_at
+            self.cert_expiry = cert.expires_at.timestamp()
         if self.state is not State.PAUSED:   # a probe in flight as it was paused
             self.last = result
         self.version += 1
@@ -157,7 +165,7 @@ class TargetSeries:
         seen under the old definition says nothing about the new one."""
         self.kind, self.labels = kind, labels
         if definition_changed:
-            self.cert_expiry = None
+            self.cert_expiry = self._cert_seen = None
         self.version += 1
 
 
@@ -168,26 +176,35 @@ class PhaseHistogram:
 
     def __init__(self, buckets: tuple[float, ...] = PHASE_BUCKETS) -> None:
         self.buckets = buckets
-        # (kind, phase) -> (count per bucket, the last one +Inf) and the sum
-        self.counts: dict[tuple[str, str], list[int]] = {}
-        self.sums: dict[tuple[str, str], float] = {}
+        self._edges_ms = tuple(edge * 1000.0 for edge in buckets)   # no division per phase
+        # kind -> phase -> [count per bucket..., the +Inf bucket's, sum in ms]; a
+        # scrape reads copies (snapshot), a new key replaces the dict it is in
+        self._kinds: dict[str, dict[str, list[float]]] = {}
 
     def observe(self, result: ProbeResult) -> None:
-        kind, buckets = result.kind, self.buckets
+        phases = self._kinds.get(result.kind)
+        if phases is None:
+            phases = {}
+            self._kinds = {**self._kinds, result.kind: phases}
+        edges = self._edges_ms
         for phase, ms in result.phases_ms.items():
-            if not math.isfinite(ms) or phase not in PHASES:
-                continue
-            seconds = ms / 1000.0
-            key = (kind, phase)
-            counts = self.counts.get(key)
-            if counts is None:
-                counts = [0] * (len(buckets) + 1)
-                self.sums[key] = 0.0
-                self.counts = {**self.counts, key: counts}   # a scrape iterates a copy
-            counts[bisect_left(buckets, seconds)] += 1
-            self.sums[key] += seconds
+            cell = phases.get(phase)
+            if cell is None:
+                if phase not in PHASES:
+                    continue
+                cell = [0] * (len(edges) + 1) + [0.0]
+                phases = {**phases, phase: cell}
+                self._kinds = {**self._kinds, result.kind: phases}
+            if ms >= 0.0:   # NaN fails this: one would poison the sum for good
+                cell[bisect_left(edges, ms)] += 1
+                cell[-1] += ms
 
     def snapshot(self) -> list[tuple[str, str, tuple[int, ...], float]]:
-        """(kind, phase, counts, sum) per key: tuple() copies a list whole."""
-        return [(kind, phase, tuple(counts), self.sums.get((kind, phase), 0.0))
-                for (kind, phase), counts in sorted(self.counts.items())]
+        """(kind, phase, counts per bucket, sum in seconds) per key; tuple()
+        copies a list whole, so counts and sum agree with each other."""
+        out = []
+        for kind, phases in sorted(self._kinds.items()):
+            for phase, cell in sorted(phases.items()):
+                copy = tuple(cell)
+                out.append((kind, phase, copy[:-1], copy[-1] / 1000.0))
+        return out

@@ -9,11 +9,11 @@ request.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import socket
 import threading
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = logging.getLogger(__name__)
@@ -57,34 +57,37 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found: try /metrics\n", "text/plain; charset=utf-8", with_body)
 
-    def _send(self, status: int, body: bytes, content_type: str, with_body: bool,
-              compressible: bool = False) -> None:
-        accepted = self.headers.get("Accept-Encoding", "")
-        zipped = compressible and "gzip" in accepted
-        if zipped:
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    def _send(self, status: int, body: bytes | Sequence[bytes], content_type: str,
+              with_body: bool, compressible: bool = False) -> None:
+        parts = [body] if isinstance(body, bytes) else list(body)
+        zipped = compressible and "gzip" in self.headers.get("Accept-Encoding", "")
+        if zipped:   # part by part: zlib lets go of the GIL while it works on each
+            packer = zlib.compressobj(GZIP_LEVEL, wbits=31)   # 31: a gzip stream
+            parts = [packer.compress(part) for part in parts] + [packer.flush()]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if zipped:
             self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(map(len, parts))))
         self.end_headers()
         if with_body:
-            self.wfile.write(body)
+            for part in parts:
+                self.wfile.write(part)
 
     def log_message(self, format: str, *args: object) -> None:   # noqa: A002
         pass   # a line per scrape on the monitor's stderr helps no one
 
 
 class MetricsServer(ThreadingHTTPServer):
-    """Serves `render()` at /metrics on (host, port). Binds in the
+    """Serves `render()` (the body's parts) at /metrics on (host, port). Binds in the
     constructor (OSError if it cannot); `start` serves from a thread."""
 
     daemon_threads = True
     allow_reuse_address = True   # a restarted monitor gets its port back at once
     request_queue_size = 16
 
-    def __init__(self, host: str, port: int, render: Callable[[], bytes]) -> None:
+    def __init__(self, host: str, port: int,
+                 render: Callable[[], Sequence[bytes]]) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.render = render
         self._clients = threading.BoundedSemaphore(MAX_CLIENTS)

@@ -168,20 +168,20 @@ class MetricsSink(Sink):
 
     # --- serving -------------------------------------------------------------
 
-    def exposition(self) -> bytes:
-        """The whole /metrics body. Runs in the server's threads."""
+    def exposition(self) -> list[bytes]:
+        """The /metrics body in parts (each family apart: see render_targets).
+        Runs in the server's threads."""
         figures = self._engine_figures()
         with self._render_lock:   # two scrapes at once share the cached text in turn
             began = time.perf_counter()
             self._figures = figures
-            head = generate_latest(self._registry)
+            parts = [generate_latest(self._registry)]
             records = list(self._records.values())
             now = time.monotonic() + self._clock_offset
-            text = (render_targets(records, self._uptime, now)
-                    + render_phase_histogram(self._phases, self._common_labels()))
-            body = head + text.encode()
+            parts += [text.encode() for text in render_targets(records, self._uptime, now)]
+            parts.append(render_phase_histogram(self._phases, self._common_labels()).encode())
             self.render_seconds = time.perf_counter() - began
-        return body
+        return parts
 
     def _serve(self) -> None:
         """Listen on the configured address, or try again later."""

@@ -26,7 +26,7 @@ OURS = re.compile(r"\b(?:probe|monitor)_[a-z_]+\b")
 def served_names() -> set[str]:
     """Every series name /metrics can carry, from the real exposition's TYPE lines."""
     config = parse_config('[settings]\nmetrics = "127.0.0.1:9"\n')
-    text = MetricsSink(EngineHost(config, stop_on=())).exposition().decode()
+    text = b"".join(MetricsSink(EngineHost(config, stop_on=())).exposition()).decode()
     names = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):

@@ -26,7 +26,7 @@ def move(target: TargetSeries, to: State, at: float) -> None:
 
 
 def render(*targets: TargetSeries, now: float = 100.0):
-    return parse(render_targets(list(targets), SinceStart(), now))
+    return parse("".join(render_targets(list(targets), SinceStart(), now)))
 
 
 def test_an_up_http_target_in_blackbox_names():
@@ -66,7 +66,8 @@ def test_a_down_target_and_its_counts():
     assert one(got, "probe_success") == 0
     assert not pick(got, "probe_duration_seconds")      # nothing answered: no latency
     assert one(got, "probe_http_status_code") == 0
-    assert one(got, "probe_http_duration_seconds", phase="tls") == 0   # did not run
+    assert one(got, "probe_http_duration_seconds", phase="connect") == 0.001
+    assert not pick(got, "probe_http_duration_seconds", phase="tls")   # did not run
     assert one(got, "monitor_state", state="down") == 1
     assert len(pick(got, "monitor_state")) == 1         # one series per target
     assert one(got, "monitor_consecutive_failures") == 3
@@ -113,7 +114,7 @@ def test_paused_or_pending_targets_have_no_probe_series_but_keep_their_state_and
 def test_no_reason_url_or_other_free_text_becomes_a_label():
     api = series()
     api.observe(result(status=Status.DOWN, reason="expected 2xx, got 503 Service Unavailable"))
-    text = render_targets([api], SinceStart(), 1.0)
+    text = "".join(render_targets([api], SinceStart(), 1.0))
     assert "503 Service" not in text and "example.org" not in text
     label_names = {name for key in parse(text) for name, _ in key[1]}
     assert {"target", "kind", "state"} <= label_names <= {"target", "kind", "group", "phase", "state",
@@ -134,7 +135,7 @@ def test_only_changed_targets_are_rendered_again():
     render_targets([a, b], SinceStart(), 1.0)
     cached_b = b.cache
     a.observe(result("a"))
-    text = render_targets([a, b], SinceStart(), 1.0)
+    text = "".join(render_targets([a, b], SinceStart(), 1.0))
     assert b.cache is cached_b and a.cache is not None
     assert one(parse(text), "monitor_probes_total", target="a") == 1
     # every family's header once, in the order of FAMILIES
