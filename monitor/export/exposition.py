@@ -104,46 +104,50 @@ def number(value: float) -> str:
 def render_series(series: TargetSeries) -> tuple[str, ...]:
     """One chunk per family in FAMILIES for this target (empty when it has
     nothing to say there). Durations to the microsecond's order (6
-    significant digits); a full repr of every float made the body a third
-    longer for digits no one reads."""
+    significant digits): a full repr of every float made the body a third
+    longer for digits no one reads. One tuple is the only container made
+    (lists and generators per target fed the cyclic collector, whose full
+    passes stalled the loop during a scrape)."""
     labels = series.labels
     last = series.last
-    chunks = [""] * len(FAMILIES)
+    success = duration = lookup = http = status = icmp = cert = loss = ""
     if last is not None:
-        chunks[0] = f"probe_success{{{labels}}} {0 if last.status is Status.DOWN else 1}\n"
+        success = f"probe_success{{{labels}}} {0 if last.status is Status.DOWN else 1}\n"
         latency = last.latency_ms
         if latency is not None:
-            chunks[1] = f"probe_duration_seconds{{{labels}}} {latency / 1000:.6g}\n"
+            duration = f"probe_duration_seconds{{{labels}}} {latency / 1000:.6g}\n"
         phases = last.phases_ms
         dns = phases.get("dns")
         if dns is not None:
-            chunks[2] = f"probe_dns_lookup_time_seconds{{{labels}}} {dns / 1000:.6g}\n"
+            lookup = f"probe_dns_lookup_time_seconds{{{labels}}} {dns / 1000:.6g}\n"
         if series.kind == "http":
-            chunks[3] = "".join(
-                f'probe_http_duration_seconds{{{labels},phase="{theirs}"}} {phases[ours] / 1000:.6g}\n'
-                for ours, theirs in HTTP_PHASES if ours in phases)
-            chunks[4] = f"probe_http_status_code{{{labels}}} {last.http_status or 0}\n"
+            for ours, theirs in HTTP_PHASES:
+                ms = phases.get(ours)
+                if ms is not None:
+                    http += (f'probe_http_duration_seconds{{{labels},phase="{theirs}"}} '
+                             f"{ms / 1000:.6g}\n")
+            status = f"probe_http_status_code{{{labels}}} {last.http_status or 0}\n"
         elif series.kind == "icmp":
-            icmp = "" if dns is None else (f'probe_icmp_duration_seconds{{{labels},'
-                                           f'phase="resolve"}} {dns / 1000:.6g}\n')
+            if dns is not None:
+                icmp = f'probe_icmp_duration_seconds{{{labels},phase="resolve"}} {dns / 1000:.6g}\n'
             if latency is not None:
                 icmp += f'probe_icmp_duration_seconds{{{labels},phase="rtt"}} {latency / 1000:.6g}\n'
-            chunks[6] = icmp
     if series.cert_expiry is not None:
-        chunks[5] = f"probe_ssl_earliest_cert_expiry{{{labels}}} {series.cert_expiry:.0f}\n"
-    chunks[7] = f'monitor_state{{{labels},state="{series.state}"}} 1\n'
-    chunks[8] = (f"monitor_state_change_timestamp_seconds{{{labels}}} "
-                 f"{series.state_changed_at:.3f}\n")
-    chunks[9] = f"monitor_consecutive_failures{{{labels}}} {series.consecutive_failures}\n"
-    loss = series.loss_ratio
-    if loss is not None:
-        chunks[10] = f"monitor_loss_ratio{{{labels}}} {loss:.6g}\n"
-    chunks[11] = f"monitor_probes_total{{{labels}}} {series.probes}\n"
-    chunks[12] = f"monitor_probe_failures_total{{{labels}}} {series.failures}\n"
-    # a sum that rate() differentiates: every digit kept
-    chunks[13] = (f"monitor_probe_latency_seconds_sum{{{labels}}} {series.latency_sum!r}\n"
-                  f"monitor_probe_latency_seconds_count{{{labels}}} {series.latency_count}\n")
-    return tuple(chunks)
+        cert = f"probe_ssl_earliest_cert_expiry{{{labels}}} {series.cert_expiry:.0f}\n"
+    ratio = series.loss_ratio
+    if ratio is not None:
+        loss = f"monitor_loss_ratio{{{labels}}} {ratio:.6g}\n"
+    return (
+        success, duration, lookup, http, status, cert, icmp,
+        f'monitor_state{{{labels},state="{series.state}"}} 1\n',
+        f"monitor_state_change_timestamp_seconds{{{labels}}} {series.state_changed_at:.3f}\n",
+        f"monitor_consecutive_failures{{{labels}}} {series.consecutive_failures}\n",
+        loss,
+        f"monitor_probes_total{{{labels}}} {series.probes}\n",
+        f"monitor_probe_failures_total{{{labels}}} {series.failures}\n",
+        # a sum that rate() differentiates: every digit kept
+        f"monitor_probe_latency_seconds_sum{{{labels}}} {series.latency_sum!r}\n"
+        f"monitor_probe_latency_seconds_count{{{labels}}} {series.latency_count}\n")
 
 
 def render_targets(records: Sequence[TargetSeries], uptime: UptimeSource,
@@ -156,10 +160,10 @@ def render_targets(records: Sequence[TargetSeries], uptime: UptimeSource,
     keep = rendered.append
     for series in records:
         version = series.version            # read before: an update meanwhile renders again
-        cache = series.cache
-        if cache is None or cache[0] != version:   # type: ignore[index]
-            cache = series.cache = (version, render_series(series))
-        keep(cache[1])                      # type: ignore[index]
+        if series.cache_version != version:
+            series.cache = render_series(series)
+            series.cache_version = version
+        keep(series.cache)
     # one column per family, each joined in one call: the format wants a
     # family's lines together, and a loop in Python per line cost 5x more
     columns = zip(*rendered) if rendered else ((),) * len(FAMILIES)
@@ -169,12 +173,13 @@ def render_targets(records: Sequence[TargetSeries], uptime: UptimeSource,
         out.append("".join(column))
     # uptime moves with time, not only with results: written fresh each scrape
     lines = [UPTIME.header()]
-    windows = uptime.windows
-    for series in records:
-        labels = series.labels
-        for window, ratio in zip(windows, uptime.ratios(series, now)):
-            if ratio is not None:
-                lines.append(f'monitor_uptime_ratio{{{labels},window="{window}"}} {ratio:.6g}\n')
+    ratio = uptime.ratio
+    for index, window in enumerate(uptime.windows):
+        for series in records:
+            value = ratio(series, index, now)
+            if value is not None:
+                lines.append(f'monitor_uptime_ratio{{{series.labels},window="{window}"}} '
+                             f"{value:.6g}\n")
     out.append("".join(lines))
     return out
 

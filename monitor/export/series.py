@@ -13,7 +13,6 @@ next scrape agrees again.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
 from typing import Protocol
 
 from monitor.engine.result import ProbeResult, Status
@@ -68,33 +67,35 @@ class UptimeSource(Protocol):
 
     `SinceStart` (below) answers from what this process saw. The history
     store can answer longer windows ("24h", "7d", "30d") from its database:
-    an object with its own `windows` and `ratios` passed to `MetricsSink`.
-    `ratios` runs in the scrape's thread, once per target per scrape, so it
-    must answer from memory (a cache the store refreshes), not query there.
+    an object with its own `windows` and `ratio` passed to `MetricsSink`.
+    `ratio` runs in the scrape's thread, once per target and window per
+    scrape, so it must answer from memory (a cache the store refreshes), not
+    query there.
     """
 
     windows: tuple[str, ...]
 
-    def ratios(self, series: TargetSeries, now: float) -> Iterable[float | None]:
-        """One ratio (0..1, or None: no data) per window, in `windows` order."""
+    def ratio(self, series: TargetSeries, window: int, now: float) -> float | None:
+        """Uptime 0..1 of `series` over `windows[window]`; None: no data."""
         ...
 
 
 class SinceStart:
     windows: tuple[str, ...] = ("since_start",)
 
-    def ratios(self, series: TargetSeries, now: float) -> Iterable[float | None]:
-        return (series.uptime.ratio(now),)
+    def ratio(self, series: TargetSeries, window: int, now: float) -> float | None:
+        return series.uptime.ratio(now)
 
 
 class TargetSeries:
     """One target's figures. `labels` is the rendered label set (without
     braces) the exposition writes; `version` changes with every update so
-    the exposition re-renders only targets that changed (`cache` is its)."""
+    the exposition re-renders only targets that changed (`cache` and
+    `cache_version` are its)."""
 
     __slots__ = ("name", "kind", "labels", "state", "state_changed_at", "last", "cert_expiry",
                  "probes", "failures", "consecutive_failures", "latency_sum", "latency_count",
-                 "uptime", "version", "cache", "_window", "_window_head", "_window_down",
+                 "uptime", "version", "cache", "cache_version", "_window", "_window_head", "_window_down",
                  "_cert_seen")
 
     def __init__(self, name: str, kind: str, labels: str, state: State, since: float,
@@ -114,7 +115,8 @@ class TargetSeries:
         self.latency_count = 0
         self.uptime = UptimeAccount(state, since)
         self.version = 0
-        self.cache: object = None
+        self.cache: tuple[str, ...] = ()
+        self.cache_version = -1
         # DOWN (1) or not (0) for the last `window` results: the loss ratio
         # over the same span as the dashboard's loss (`[settings] history`)
         self._window = bytearray(window)

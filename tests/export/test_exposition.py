@@ -133,10 +133,10 @@ def test_odd_names_are_escaped_and_read_back_whole():
 def test_only_changed_targets_are_rendered_again():
     a, b = series("a"), series("b")
     render_targets([a, b], SinceStart(), 1.0)
-    cached_b = b.cache
+    cached_a, cached_b = a.cache, b.cache
     a.observe(result("a"))
     text = "".join(render_targets([a, b], SinceStart(), 1.0))
-    assert b.cache is cached_b and a.cache is not None
+    assert b.cache is cached_b and a.cache is not cached_a
     assert one(parse(text), "monitor_probes_total", target="a") == 1
     # every family's header once, in the order of FAMILIES
     headers = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
