@@ -17,7 +17,8 @@ scrape   In this process, a `MetricsSink` (the real one, with its HTTP
          with the body's size, and the loop's worst stall while a scrape
          renders (a task that sleeps 1 ms at a time notes how late it wakes:
          rendering shares the GIL with the loop) beside the same watch for as
-         long right after, with no scrape (the machine's own share of it). Also the cost of one result
+         long right after, as many results arriving, with no scrape (the
+         machine's and the results' own share of it). Also the cost of one result
          on the loop (`on_result`), and, for comparison, prometheus-client's
          own writer given the same samples (`--no-baseline` skips it: ~5 s).
 latency  `monitor run --headless --json` (a real process) with metrics on,
@@ -181,8 +182,10 @@ async def bench_scrape(count: int, baseline: bool, workdir: Path) -> dict[str, A
             sizes.append(size)
             renders.append(sink.render_seconds)
             stalls.append(max(seen, default=0.0))
-            # the same watch as long again with no scrape: what the machine's
-            # own load does to the loop (a busy shared machine stalls it too)
+            # the same watch as long again, the same results arriving, with no
+            # scrape: what the machine's load and the results' own garbage
+            # (collected in whichever thread allocates next) do to the loop
+            touch(share)
             stop, seen = asyncio.Event(), []
             watcher = asyncio.create_task(_loop_stalls(stop, seen))
             await asyncio.sleep(took + 0.01)
