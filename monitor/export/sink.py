@@ -105,7 +105,7 @@ class MetricsSink(Sink):
         self._clock_offset = self._loop.time() - time.monotonic()
         self._started_at = event.at.timestamp()
         self._reload_ok = (1, self._started_at)
-        self._follow(self._host.config, ())
+        self._follow(self._host.config)
         self._serve()
 
     def on_result(self, result: ProbeResult) -> None:
@@ -121,7 +121,7 @@ class MetricsSink(Sink):
 
     def on_reload(self, event: ConfigReloaded) -> None:
         config: Config = self._host.config   # the host applied it before telling us
-        self._follow(config, event.changed)
+        self._follow(config, set(event.changed), set(event.added))
         self._reload_ok = (1, time.time())
         if config.settings.metrics != self._address:
             self._move_server(config.settings.metrics)
@@ -140,10 +140,15 @@ class MetricsSink(Sink):
         if server is not None:
             await asyncio.to_thread(server.close)
 
-    def _follow(self, config: Config, changed: tuple[str, ...]) -> None:
+    def _follow(self, config: Config, changed: set[str] | None = None,
+                added: set[str] | None = None) -> None:
         """Series for exactly the config's targets: new ones start from the
         engine's state for them, removed ones go, relabelled ones keep
-        their figures. Nothing is kept while the export is off."""
+        their figures. Nothing is kept while the export is off. Labels are
+        made again only for the targets a reload added or changed (or all
+        when the location moved): 10,000 of them cost the loop ~50 ms."""
+        relabel_all = changed is None or config.settings.location != self._location
+        changed = changed or set()
         self._location = config.settings.location
         if not config.settings.metrics:
             self._records = {}
@@ -152,18 +157,17 @@ class MetricsSink(Sink):
         old, records = self._records, {}
         loop_now, wall_now = self._now(), time.time()
         for target in config.targets:
-            series = old.get(target.name)
+            name = target.name
+            series = old.get(name)
             if series is None:
-                view = views.get(target.name)
+                view = views.get(name)
                 state = (view.state if view is not None
                          else State.PAUSED if target.paused else State.PENDING)
-                series = TargetSeries(target.name, target.kind, self._labels(target), state,
+                series = TargetSeries(name, target.kind, self._labels(target), state,
                                       loop_now, wall_now, config.settings.history)
-            else:
-                labels = self._labels(target)
-                if labels != series.labels or target.kind != series.kind or target.name in changed:
-                    series.redefine(target.kind, labels, target.name in changed)
-            records[target.name] = series
+            elif relabel_all or name in changed or (added is not None and name in added):
+                series.redefine(target.kind, self._labels(target), name in changed)
+            records[name] = series
         self._records = records   # removed targets' series go with the old dict
 
     # --- serving -------------------------------------------------------------
