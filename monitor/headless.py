@@ -27,6 +27,7 @@ from monitor.engine.sinks import ConfigRejected, ConfigReloaded, MonitorStarted,
 from monitor.engine.state import Transition
 from monitor.store.sink import HistoryRefused, open_history
 from monitor.service.server import ServiceBusy, open_service
+from monitor.export import MetricsSink
 from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines, json_line,
                             on_schedule_line, reload_line, result_line, stats_event,
                             transition_line, use_colour)
@@ -151,6 +152,7 @@ async def run_headless(config: Config, as_json: bool, record: str | None,
     # full, 1.0 MiB without (tracemalloc), for no one.
     host = EngineHost(config, sinks, keep_history=service is not None,
                       stop_on=(signal.SIGINT, signal.SIGTERM), reload_on=(signal.SIGHUP,))
+    host.sinks.add(MetricsSink(host))   # /metrics, when [settings] metrics asks
     try:
         history = open_history(config, "monitor run --headless", host.sinks.on_notice)
     except HistoryRefused as exc:

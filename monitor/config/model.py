@@ -13,6 +13,7 @@ from monitor.config.fields import (
     duration_in, in_range, one_of, option, to_bool, to_duration, to_history_db, to_int,
     to_label, to_labels, to_name, to_nonempty_str, to_retention, to_str)
 from monitor.config.maintenance import Maintenance
+from monitor.config.fields import to_listen_address
 
 # At least a millisecond: 0 would probe in a busy loop. A week is the longest
 # interval that still watches uptime; timeouts are bounded by the interval.
@@ -68,6 +69,12 @@ class Settings:
                                        check=duration_in(86400.0, 3650 * 86400.0),
                                        doc="keep per-hour aggregates, state changes and "
                                            "running spans this long")
+    # Prometheus /metrics from the engine process (monitor/export/): off unless
+    # asked for, and only on loopback unless an address says otherwise
+    metrics: str = option("", convert=to_listen_address,
+                          doc='serve Prometheus /metrics on this address, e.g. "127.0.0.1:9115"')
+    location: str = option("", convert=to_label,
+                           doc="where this monitor probes from: a label on every metric")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,15 +68,23 @@ class Listener(Protocol):
 
 def message_handlers(listener: Listener) -> dict[str, Callable[[Message], None]]:
     """The engine's messages, by kind, to `listener` (a worker's pipe and a
-    service's socket speak the same protocol)."""
-    return {
-        "result": lambda m: listener.on_result(result_from_message(m)),
-        "transition": lambda m: listener.on_transition(transition_from_message(m)),
-        "stats": lambda m: listener.on_stats(stats_from_message(m)),
-        "error": lambda m: listener.on_error(m[1]),
-        "reload": lambda m: listener.on_reload(reload_from_message(m)),
-        "config_rejected": lambda m: listener.on_config_rejected(rejected_from_message(m)),
+    service's socket speak the same protocol). A listener written before a
+    kind of message existed (it lacks the method) is simply not told of it:
+    a new message must never break an old consumer's stream."""
+    decoders: dict[str, tuple[str, Callable[[Message], object]]] = {
+        "result": ("on_result", result_from_message),
+        "transition": ("on_transition", transition_from_message),
+        "stats": ("on_stats", stats_from_message),
+        "error": ("on_error", lambda m: m[1]),
+        "reload": ("on_reload", reload_from_message),
+        "config_rejected": ("on_config_rejected", rejected_from_message),
     }
+    handlers: dict[str, Callable[[Message], None]] = {}
+    for kind, (method, decode) in decoders.items():
+        callback = getattr(listener, method, None)
+        if callback is not None:
+            handlers[kind] = lambda m, callback=callback, decode=decode: callback(decode(m))
+    return handlers
 
 
 class EngineClient(Protocol):

@@ -42,6 +42,7 @@ from monitor.engine.wire import (
     stats_message,
     transition_message,
 )
+from monitor.export import MetricsSink
 
 PR_SET_PDEATHSIG = 1           # <linux/prctl.h>
 PARENT_CHECK_EVERY = 1.0       # seconds
@@ -124,6 +125,7 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
         history = None
     if history is not None:
         host.sinks.add(history)
+    host.sinks.add(MetricsSink(host))   # /metrics, when [settings] metrics asks
     await host.start()
     emit(("ready",))
     # the config this engine runs: a restarted engine read the file anew, and
