@@ -80,6 +80,11 @@ async def test_the_dashboards_engine_process_serves_too(tmp_path, control_server
     try:
         series = await scrape_until(port, lambda s: bool(pick(s, "probe_success", target="a")))
         assert one(series, "probe_success", target="a") == 1
+        # the notice travels the engine's pipe, which a scrape can outrun
+        for _ in range(250):
+            if any(f"serving http://127.0.0.1:{port}/metrics" in e for e in got.errors):
+                break
+            await asyncio.sleep(0.02)
         assert any(f"serving http://127.0.0.1:{port}/metrics" in e for e in got.errors)
     finally:
         await engine.stop()
