@@ -23,7 +23,6 @@ problems exactly as `monitor validate` prints them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from watchfiles import awatch
 
+from monitor.config.diff import target_files
 from monitor.config.load import ConfigError, load_config
 from monitor.config.model import Config
 
@@ -87,13 +87,8 @@ def files_named_by(config: Config) -> list[Path]:
     (`ca_file`, ...) of every target, each once, in config order."""
     seen: dict[Path, None] = {}
     for target in config.targets:
-        options = target.options
-        if not dataclasses.is_dataclass(options):
-            continue
-        for spec in dataclasses.fields(options):
-            value = getattr(options, spec.name)
-            if spec.metadata.get("path") and isinstance(value, str) and value:
-                seen.setdefault(Path(os.path.expanduser(value)), None)
+        for path in target_files(target):
+            seen.setdefault(Path(path), None)
     return list(seen)
 
 
