@@ -157,7 +157,7 @@ class ConfigWatcher:
         self._seen = {path: self._seen.get(path) or _look(path, None) for path in watched}
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and not self._stop.is_set():
             self._task = asyncio.create_task(self._run(), name="config-watch")
 
     async def close(self) -> None:

@@ -1,4 +1,5 @@
 """Applying a reloaded config to a running engine: only the difference.
+(The engine's reload path, kept out of scheduler.py: `Engine.apply_config`.)
 
 - Unchanged targets keep their task, so their schedule (next due time),
   tracker, view, statistics and events; a target whose block only moved, or
