@@ -35,7 +35,7 @@ from monitor.engine.board import TargetView
 from monitor.engine.result import ProbeResult
 from monitor.engine.fdlimit import OutOfFiles, fit_concurrency
 from monitor.engine.pacing import Pace, SlotQueue
-from monitor.engine.reload import apply_config
+from monitor.engine.reload import Starter, apply_config
 from monitor.engine.runner import make_probe, not_probed, run_probe
 from monitor.engine.state import State, Tracker, Transition
 from monitor.engine.wake import Wake
@@ -94,7 +94,9 @@ class Engine:
         self._on_transition = on_transition
         self._on_notice = on_notice
         self._runtimes: dict[str, _Runtime] = {}
-        self._retiring: set[asyncio.Task[None]] = set()   # removed by a reload, not yet ended
+        # tasks of targets a reload removed, not yet ended, and a reload's gradual start
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._starter = Starter(self)
         self._ctx = ProbeContext(user_agent=self.settings.user_agent)
         budget = fit_concurrency(self.settings.concurrency)
         self.concurrency = budget.concurrency

@@ -372,3 +372,48 @@ async def test_the_slot_cap_grows_and_shrinks_around_probes_in_flight():
     slots.resize(3)
     assert slots.free == 2
     await asyncio.gather(*waiters)
+
+
+async def test_an_engine_with_no_targets_starts_the_ones_a_reload_adds(control_server):
+    async with running(config_for(control_server, {})) as (engine, got):
+        engine.apply_config(config_for(control_server, {"first": "first"}))
+        await until(lambda: got.of("first"), what="the added target probed")
+
+
+async def test_many_restarts_are_made_a_batch_per_turn_of_the_loop(control_server):
+    from monitor.engine.reload import START_BATCH
+
+    count = 2 * START_BATCH + 10
+    names = {f"t{i}": f"t{i}" for i in range(count)}
+    settings = 'interval = "1h"\ntimeout = "1s"'   # started, never probed: tasks only
+    async with running(config_for(control_server, names, settings=settings)) as (engine, got):
+        tasks = {name: rt.task for name, rt in engine._runtimes.items()}
+        engine.apply_config(config_for(control_server, names, settings='interval = "1h"\n'
+                                       'timeout = "2s"'))   # every target changes
+        restarted = [n for n, rt in engine._runtimes.items() if rt.task is not tasks[n]]
+        assert len(restarted) == START_BATCH      # the first batch at once, the rest to come
+        for _ in range(20):                       # bounded: three batches need three turns
+            await asyncio.sleep(0)
+            assert set(engine.views) == set(names)   # no view ever missing meanwhile
+        assert all(rt.task is not tasks[n] and rt.target.timeout == 2.0
+                   for n, rt in engine._runtimes.items())
+        assert list(engine.views) == list(names)  # in the file's order again
+        await until(lambda: all(t.done() for t in tasks.values()), 1.0, "old tasks ended")
+
+
+async def test_a_reload_during_a_gradual_start_finishes_it_first(control_server):
+    from monitor.engine.reload import START_BATCH
+
+    names = {f"t{i}": f"t{i}" for i in range(START_BATCH + 50)}
+
+    def config(timeout: str, moved: str = "t1"):
+        return config_for(control_server, names | {"last": moved},
+                          settings=f'interval = "1h"\ntimeout = "{timeout}"')
+
+    async with running(config("1s")) as (engine, got):
+        engine.apply_config(config("2s"))             # all restart: one batch made, 50 to come
+        diff = engine.apply_config(config("2s", moved="t1-moved"))   # before the next turn
+        assert diff.changed == ("last",)              # compared with what runs: all at 2 s
+        assert all(rt.target.timeout == 2.0 and rt.task is not None and not rt.task.done()
+                   for rt in engine._runtimes.values())
+        assert engine._runtimes["last"].target.options.url.endswith("/t1-moved")
