@@ -475,10 +475,11 @@ class Bench:
             self.tmux.run("kill-session", "-t", name, timeout=5)
 
     def open_dashboard(self, what: str, config: Path, record: Path | None,
-                       startup_s: float, profile: Path | None = None
-                       ) -> tuple[str, Control, int, int]:
-        """`profile`: run the UI process under cProfile, written there when it quits."""
-        argv = [sys.executable, "-m", "monitor", "--config", str(config)]
+                       startup_s: float, profile: Path | None = None,
+                       options: tuple[str, ...] = ()) -> tuple[str, Control, int, int]:
+        """`profile`: run the UI process under cProfile, written there when it quits;
+        `options`: more command-line options for the dashboard (`--ui-nice 0`)."""
+        argv = [sys.executable, "-m", "monitor", "--config", str(config), *options]
         if profile is not None:
             argv[1:2] = ["-m", "cProfile", "-o", str(profile), "-m"]
         if record is not None:
@@ -857,11 +858,13 @@ def _sort_mode(screen: str) -> str:
 
 
 def _grouped(screen: str) -> bool | None:
-    """Grouped mode drops the Group column; None when no header is on screen."""
-    for line in screen.split("\n")[:4]:
+    """The summary line says "grouped" (at every width: the Group column
+    shows only on wide screens); None when no header is on screen."""
+    lines = screen.split("\n")
+    for line in lines[:4]:
         words = line.split()
         if "State" in words and "Target" in words:
-            return "Group" not in words
+            return re.search(r"· grouped\b", lines[0]) is not None
     return None
 
 

@@ -17,7 +17,7 @@ with the 0.5 s refresh), and timed from `send-keys` until `capture-pane` shows
 the frame that key must produce, polled every 2 ms over a tmux control client:
 
   s          the summary names the next sort mode, with rows under the header
-  g          the Group column goes (grouped) or comes back
+  g          the summary says "grouped", or no longer does
   / (open)   the filter box is on screen, holding the filter text
   type       a character typed into the box: the summary shows the new filter
              and every row's name contains it ("t", then "t1")
@@ -36,7 +36,8 @@ A press whose frame does not come within `--key-timeout` is a miss (counted,
 not timed). Reported per condition and key: presses, misses, p50, p95, max.
 
     python bench/keypress_bench.py [--condition live failing busy] [--targets 10000]
-                                   [--presses 50] [--profile DIR] [--json] [--save FILE]
+                                   [--presses 50] [--ui-nice N] [--profile DIR] [--json]
+                                   [--save FILE]
 
 `--profile DIR` runs the UI process under cProfile (DIR/keys-CONDITION.pstats,
 written when it quits): slower, for finding where time goes, not for figures.
@@ -146,8 +147,9 @@ class KeyBench:
         config = self.config(condition, port)
         profile = None if args.profile is None else Path(args.profile) / f"keys-{condition}.pstats"
         startup = 60.0 + args.targets / 200.0
+        options = () if args.ui_nice is None else ("--ui-nice", str(args.ui_nice))
         name, control, ui, worker = bench.open_dashboard(f"keys-{condition}", config, None,
-                                                         startup, profile)
+                                                         startup, profile, options)
         self.control = control
         self.times = {key: [] for key in KEYS}
         self.misses = {key: 0 for key in KEYS}
@@ -313,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-timeout", type=float, default=5.0,
                         help="a press whose frame has not come by then is a miss (5)")
     parser.add_argument("--profile", metavar="DIR", help="cProfile the UI process into DIR")
+    parser.add_argument("--ui-nice", type=int, metavar="N",
+                        help="the dashboard's --ui-nice (default: the dashboard's, 19)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON result to FILE")

@@ -2,91 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__
+from monitor.cli_options import (DEFAULT_REFRESH, DEFAULT_UI_NICE, HEADLESS_STATS_EVERY,
+                                 build_parser, refuse_misplaced)
 from monitor.config import Config, ConfigError, load_config
 from monitor.config.lookup import candidates, find_config
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="monitor", description="A terminal uptime monitor.",
-        epilog="With no command, opens the dashboard.")
-    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
-    parser.add_argument("-c", "--config", help="config file (default: $MONITOR_CONFIG, "
-                        "./monitor.toml, then ~/.config/monitor/config.toml)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    parser.add_argument("--refresh", type=float, default=0.5, metavar="SECONDS",
-                        help="dashboard redraw interval (default 0.5; raise it on slow links)")
-    dashboard = sub.add_parser("dashboard", help="the full-screen dashboard (the default)")
-    _config_arg(dashboard)
-    dashboard.add_argument("--refresh", type=float, default=None, metavar="SECONDS",
-                           dest="sub_refresh", help="redraw interval (default 0.5)")
-    parser.add_argument("--record", metavar="FILE",
-                        help="dashboard: also append every result to FILE as JSON lines")
-    parser.add_argument("--ui-nice", type=int, default=19, metavar="N",
-                        help="dashboard: scheduling niceness of the screen's process, so "
-                             "rendering never delays a measurement (default 19; 0 keeps "
-                             "it at the engine's priority)")
-
-    check = sub.add_parser("check", help="probe every target once and exit 0 if all are up")
-    _config_arg(check)
-    check.add_argument("--json", action="store_true", help="one JSON object per target per line")
-    check.add_argument("-t", "--target", action="append", metavar="NAME",
-                       help="only this target (repeatable)")
-
-    validate = sub.add_parser("validate", help="check the config file and exit 0 or 2")
-    _config_arg(validate)
-
-    run = sub.add_parser("run", help="probe forever and log state changes")
-    _config_arg(run)
-    run.add_argument("--headless", action="store_true", help="no dashboard (required)")
-    run.add_argument("--json", action="store_true",
-                     help="JSON lines: every result and every transition")
-    run.add_argument("--stats-every", type=float, default=HEADLESS_STATS_EVERY, metavar="SECONDS",
-                     help="with --json: a stats event this often (default 10; 0 = none)")
-    run.add_argument("--record", dest="sub_record", metavar="FILE",
-                     help="also append every result to FILE as JSON lines")
-
-    init = sub.add_parser("init", help="write a commented starter config")
-    init.add_argument("path", nargs="?", default="monitor.toml")
-
-    kinds = sub.add_parser("kinds", help="list probe kinds and their config keys")
-    kinds.add_argument("kind", nargs="?", help="only this kind")
-
-    demo = sub.add_parser("demo", help="serve the loopback demo targets")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8917)
-
-    worker = sub.add_parser("engine-worker")
-    # internal (the dashboard's engine process): keep it out of --help
-    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "engine-worker"]
-    _config_arg(worker)
-    worker.add_argument("--record", dest="sub_record", help=argparse.SUPPRESS)
-    return parser
-
-
-def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", dest="sub_config", metavar="FILE",
-                        help="config file")
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config_arg = getattr(args, "sub_config", None) or args.config
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    refuse_misplaced(parser, args)
+    options = vars(args)
+    config_arg = options.get("file") or options.get("config")
     command = args.command or "dashboard"
+    record = options.get("record")
     try:
         if command == "init":
             return cmd_init(Path(args.path))
@@ -94,6 +34,21 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_kinds(args.kind)
         if command == "demo":
             return run_async(cmd_demo(args.host, args.port))
+        if command == "status":
+            from monitor.output import use_colour
+            from monitor.service.status import cmd_status
+            return run_async(cmd_status(config_path(config_arg), options.get("json", False),
+                                        use_colour(sys.stdout)))
+        dashboard = command == "dashboard" or (command == "run" and not args.headless)
+        if dashboard and not options.get("standalone"):
+            attached = attach_dashboard(config_arg, options)
+            if attached is not None:
+                return attached
+        if command in ("history", "report"):   # read-only; --db needs no config
+            from monitor.store import cli_commands
+            history_command = (cli_commands.cmd_history if command == "history"
+                               else cli_commands.cmd_report)
+            return history_command(args, lambda: load(config_arg))
         config = load(config_arg)
         if command == "validate":
             count = len(config.targets)
@@ -101,17 +56,23 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if command == "check":
             return run_async(cmd_check(config, args.json, args.target))
+        if command == "alert":
+            from monitor.alerts.cli import cmd_alert_test
+            return run_async(cmd_alert_test(config, args.channel))
+        if command == "serve" or (command == "run" and args.headless):
+            from monitor.headless import cmd_run
+            return cmd_run(config, options.get("json", False), record,
+                           options.get("stats_every", HEADLESS_STATS_EVERY),
+                           listen=not options.get("standalone"))
+        # The dashboard and its engine start from the app's remembered pauses
+        from monitor.appstate import apply_pauses
+        config = apply_pauses(config)
         if command == "engine-worker":
             from monitor.engine.worker import serve
-            return run_async(serve(config, record=args.sub_record))
-        if command == "run":
-            if not args.headless:
-                print("monitor: `run` probes without a screen: add --headless "
-                      "(or run `monitor` for the dashboard)", file=sys.stderr)
-                return EXIT_CONFIG
-            return cmd_run(config, args.json, args.sub_record, args.stats_every)
-        refresh = getattr(args, "sub_refresh", None) or args.refresh
-        return cmd_dashboard(config, refresh, args.record, args.ui_nice)
+            return run_async(serve(config, record=record))
+        # `monitor`, `monitor dashboard` and `monitor run` without --headless
+        return cmd_dashboard(config, options.get("refresh", DEFAULT_REFRESH), record,
+                             options.get("ui_nice", DEFAULT_UI_NICE))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         count = len(exc.problems)
@@ -122,14 +83,48 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def load(explicit: str | None) -> Config:
+def config_path(explicit: str | None) -> Path:
+    """The config file's path, found as `load` finds it. Raises ConfigError."""
     path = find_config(explicit)
     if path is None:
         from monitor.config.load import Problem
         looked = ", ".join(f"{p} ({source})" for source, p in candidates(None))
         raise ConfigError([Problem("monitor", 0, "", f"no config file found; looked for {looked}. "
                                    "Create one with `monitor init` or pass --config FILE.")])
-    return load_config(path)
+    return path
+
+
+def load(explicit: str | None) -> Config:
+    return load_config(config_path(explicit))
+
+
+def attach_dashboard(config_arg: str | None, options: dict[str, Any]) -> int | None:
+    """The dashboard on the service probing this config, if one answers:
+    the exit status; None when there is no service (the caller then runs
+    the dashboard on its own engine, as without one)."""
+    from monitor.service.status import (NoService, ServiceUnusable, fetch_snapshot,
+                                         service_config)
+    path = config_path(config_arg)
+    try:
+        snapshot = run_async(fetch_snapshot(path))   # type: ignore[arg-type]
+    except ServiceUnusable as exc:   # never quietly probe a second time beside it
+        print(f"monitor: {exc}\nmonitor: run as the service's user or root, or add "
+              "--standalone for a dashboard with its own engine", file=sys.stderr)
+        return EXIT_CONFIG
+    except NoService:
+        return None
+    if options.get("record"):
+        print("monitor: --record needs the dashboard's own engine: add --standalone, or give "
+              "the service --record", file=sys.stderr)
+        return EXIT_CONFIG
+    config = service_config(snapshot)   # what the service runs, not the file as it is now
+    from monitor.service.paths import find_socket
+    from monitor.service.viewer import SocketEngine
+    socket_path = find_socket(path)
+    assert socket_path is not None
+    return cmd_dashboard(config, options.get("refresh", DEFAULT_REFRESH),
+                         ui_nice=options.get("ui_nice", DEFAULT_UI_NICE),
+                         engine=lambda listener: SocketEngine(socket_path, listener))
 
 
 def run_async(coro: Coroutine[Any, Any, int]) -> int:
@@ -143,24 +138,9 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
         return runner.run(coro)
 
 
-async def _with_demo(config: Config, body: Callable[[], Awaitable[int]]) -> int:
-    if not config.demo.enabled:
-        return await body()
-    from monitor.demo import DemoServer
-    server = DemoServer(config.demo.host, config.demo.port)
-    try:
-        await server.start()
-    except OSError as exc:
-        print(f"monitor: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        return await body()
-    finally:
-        await server.stop()
-
-
 async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> int:
-    from monitor.engine.scheduler import Engine
+    from monitor.engine.host import EngineHost
+    from monitor.engine.sinks import CallbackSink
     from monitor.output import json_line, result_table, summary_line, use_colour
 
     if names:
@@ -173,167 +153,23 @@ async def cmd_check(config: Config, as_json: bool, names: list[str] | None) -> i
                                        f"no target named {n!r}{did_you_mean(n, sorted(known))}")
                                for n in unknown])
 
-    async def body() -> int:
-        engine = Engine(config)
-        for notice in engine.notices:
-            print(f"monitor: {notice}", file=sys.stderr)
-        try:
-            results = await engine.check_once(names)
-        finally:
-            await engine.close()
-        if as_json:
-            for result in results:
-                print(json_line(result.to_json()))
-        else:
-            print(result_table(results, colour=use_colour(sys.stdout)))
-            print(summary_line(results))
-        return EXIT_OK if all(r.ok for r in results) else EXIT_PROBLEM
-
-    return await _with_demo(config, body)
-
-
-HEADLESS_STATS_EVERY = 10.0   # seconds between `--json` stats events
-BEHIND_CHECK_EVERY = 2.0      # seconds between text mode's looks at whether it is behind
-# A reader that stalls gets this much output held for it, then results are
-# dropped (and counted in the stream); about 2 s of results at 1,000 probes/s,
-# hours at a typical rate. State changes are held up to HEADLESS_HARD_LIMIT.
-HEADLESS_LIMIT = 1 << 20
-HEADLESS_HARD_LIMIT = 8 << 20
-
-
-def cmd_run(config: Config, as_json: bool, record: str | None = None,
-            stats_every: float = HEADLESS_STATS_EVERY) -> int:
-    if not 0 <= stats_every <= 86400:   # NaN fails this too
-        _say("monitor: --stats-every must be between 0 (none) and 86400 seconds")
-        return EXIT_CONFIG
-    try:
-        os.fstat(1)
-    except OSError:   # checked before the event loop opens files that would take number 1
-        _say("monitor: stdout is closed; for no output, send it to /dev/null")
-        return EXIT_PROBLEM
-    return run_async(_run_headless(config, as_json, record, stats_every))
-
-
-async def _run_headless(config: Config, as_json: bool, record: str | None,
-                        stats_every: float) -> int:
-    from monitor.engine.outbox import Outbox, open_stdout
-    from monitor.engine.record import open_recorder
-    from monitor.engine.scheduler import Engine
-    from monitor.engine.client import report_stats
-    from monitor.engine.heap import settle as settle_heap
-    from monitor.engine.pacing import BehindWatch
-    from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines,
-                                json_line, on_schedule_line, result_line, stats_event,
-                                transition_line, use_colour)
-
-    colour = sys.stdout is not None and use_colour(sys.stdout)
-    stop = asyncio.Event()
-    stdout_lost: list[BaseException | None] = []
-
-    def reader_gone(exc: BaseException | None) -> None:
-        stdout_lost.append(exc)
-        stop.set()
-
-    out: Outbox[str] = Outbox(encode_lines, limit=HEADLESS_LIMIT, hard_limit=HEADLESS_HARD_LIMIT,
-                              gap_note=dropped_event if as_json else dropped_line,
-                              on_lost=reader_gone)
-    try:
-        await open_stdout(out)
-    except OSError as exc:
-        _say(f"monitor: cannot write to stdout: {exc.strerror or exc}")
-        return EXIT_PROBLEM
-    recording: Outbox[str] | None = None
-    if record:
-        try:
-            recording = await open_recorder(record, lambda text: _say(f"monitor: {text}"))
-        except OSError as exc:
-            _say(f"monitor: --record {record}: {exc.strerror or exc}")
-            await out.close()
-            return EXIT_CONFIG
-
-    def on_result(result: Any) -> None:
-        line = result_line(result)
-        if as_json:
-            out.emit(line, droppable=True)
-        if recording is not None:
-            recording.emit(line, droppable=True)
-
-    def on_transition(transition: Any) -> None:
-        out.emit(json_line(transition.to_json()) if as_json
-                 else transition_line(transition, colour))
-
-    async def body() -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
-        wants_results = as_json or recording is not None
-        # Nothing headless reads the rolling history ([settings] history samples per
-        # target): at 1,000 targets with history = 1000 it holds 25.5 MiB once full,
-        # 1.0 MiB without (tracemalloc), for no one.
-        engine = Engine(config, on_result=on_result if wants_results else None,
-                        on_transition=on_transition,
-                        on_notice=lambda text: _say(f"monitor: {text}"), keep_history=False)
-        if not as_json:
-            _say(f"monitor: probing {len(config.targets)} targets from {config.path}; "
-                 "Ctrl-C to stop")
-        await engine.start()
-        settle_heap()
-        watch = BehindWatch()
-
-        def on_stats(stats: Any) -> None:
-            out.emit(stats_event(stats, len(asyncio.all_tasks()), out.dropped,
-                                 engine.out_of_files))
-
-        def on_behind(stats: Any) -> None:   # text mode: a line when it starts and stops
-            news = watch.update(stats.behind_s, loop.time())
-            if news is not None:
-                _say(behind_line(stats, engine.concurrency) if news else on_schedule_line())
-
-        if as_json:
-            reporter = (asyncio.create_task(report_stats(engine, stats_every, on_stats))
-                        if stats_every > 0 else None)
-        else:
-            reporter = asyncio.create_task(report_stats(engine, BEHIND_CHECK_EVERY, on_behind))
-        try:
-            await stop.wait()
-        finally:
-            if reporter is not None:
-                reporter.cancel()
-            await engine.stop()
-        return EXIT_OK
-
-    try:
-        code = await _with_demo(config, body)
-    finally:
-        if recording is not None:
-            await recording.close()
-        await out.close()
-    return _stdout_gone(stdout_lost[0]) if stdout_lost else code
-
-
-def _stdout_gone(exc: BaseException | None) -> int:
-    """How `run --headless` ends when its stdout can take no more."""
-    # Nothing may fail on the way out either: Python flushes stdout at exit
-    # (the Python docs' advice for SIGPIPE).
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    if exc is None or isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-        return EXIT_OK   # the reader left, as `head -1` does: a quiet end, like `yes | head -1`
-    _say(f"monitor: cannot write to stdout: {getattr(exc, 'strerror', None) or exc}")
-    return EXIT_PROBLEM
-
-
-def _say(text: str) -> None:
-    """A line on stderr, which may be the same closed pipe as stdout."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except OSError:
-        pass
+    host = EngineHost(config, [CallbackSink(on_notice=lambda text: print(
+        f"monitor: {text}", file=sys.stderr))])
+    for notice in host.engine.notices:
+        print(f"monitor: {notice}", file=sys.stderr)
+    results = await host.check_once(names)
+    if as_json:
+        for result in results:
+            print(json_line(result.to_json()))
+    else:
+        print(result_table(results, colour=use_colour(sys.stdout)))
+        print(summary_line(results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_PROBLEM
 
 
 def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
-                  ui_nice: int = 19) -> int:
+                  ui_nice: int = DEFAULT_UI_NICE, engine: Callable[[Any], Any] | None = None) -> int:
+    """`engine`: the dashboard's engine client (default: its own engine process)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("monitor: the dashboard needs a terminal; for logs or pipes use "
               "`monitor run --headless [--json]`", file=sys.stderr)
@@ -349,11 +185,12 @@ def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
     assert config.path is not None
     path = config.path
 
-    def engine(listener: Any) -> Any:
+    def own_engine(listener: Any) -> Any:
         return ProcessEngine(path, listener, record=str(Path(record).resolve()) if record else None)
 
     from monitor.engine.heap import settle
-    app = MonitorApp(config, engine, refresh=refresh, ui_nice=ui_nice, settle_heap=settle)
+    app = MonitorApp(config, engine or own_engine, refresh=refresh, ui_nice=ui_nice,
+                     settle_heap=settle)
     code = app.run()
     return code or EXIT_OK
 

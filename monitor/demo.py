@@ -2,6 +2,8 @@
 
 Endpoints: /fast, /slow, /jitter, /flaky, /failing, /hang, /json, /redirect,
 /big. Started by `[demo] enabled = true` in the config or `monitor demo`.
+Several monitors on one config share one demo server: whoever finds the port
+taken by ours uses it (`start_or_share`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ from __future__ import annotations
 import asyncio
 import random
 
+import aiohttp
 from aiohttp import web
+
+from monitor import __version__
+
+# Every answer of ours carries it, so a monitor finding the port taken can
+# tell our demo server (use it) from another program (say so).
+IDENTITY_HEADER = "X-Monitor-Demo"
 
 ENDPOINTS = {
     "/fast": "answers at once",
@@ -71,8 +80,13 @@ async def _index(_: web.Request) -> web.Response:
     return web.Response(text="monitor demo server\n\n" + "\n".join(lines) + "\n")
 
 
+async def _identify(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[IDENTITY_HEADER] = __version__
+
+
 def make_app() -> web.Application:
     app = web.Application()
+    app.on_response_prepare.append(_identify)
     handlers = {"/fast": _fast, "/slow": _slow, "/jitter": _jitter, "/flaky": _flaky,
                 "/failing": _failing, "/hang": _hang, "/json": _json,
                 "/redirect": _redirect, "/big": _big, "/": _index}
@@ -109,3 +123,30 @@ class DemoServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def is_demo_server(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when what listens on host:port answers as this demo server."""
+    address = f"[{host}]" if ":" in host else host
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(f"http://{address}:{port}/", allow_redirects=False) as response:
+                return IDENTITY_HEADER in response.headers
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+        return False
+
+
+async def start_or_share(host: str, port: int) -> tuple[DemoServer | None, str | None]:
+    """Start the demo server, or use ours already running there (a dashboard
+    open on the same config): (the server started here, to stop when done, or
+    None; a note for the user, or None). Never raises: the demo targets
+    failing is what the monitor is there to show."""
+    server = DemoServer(host, port)
+    try:
+        await server.start()
+    except OSError as exc:
+        if await is_demo_server(host, port):
+            return None, f"using the demo server already running on {host}:{port}"
+        return None, (f"{exc.strerror or exc} (another program has it); "
+                      "the demo targets will fail")
+    return server, None

@@ -107,6 +107,15 @@ def stats_event(stats: Any, tasks: int, dropped: int, out_of_files: int) -> str:
                       "tasks": tasks})
 
 
+def reload_line(event: Any) -> str:
+    """A config reload, for people: what changed, by name when it is short."""
+    stamp = event.at.strftime("%Y-%m-%d %H:%M:%S")
+    named = [f"{sign}{name}" for sign, names in (("+", event.added), ("\u2212", event.removed),
+                                                 ("~", event.changed)) for name in names]
+    detail = f" ({', '.join(named)})" if named and len(named) <= 5 else ""
+    return f"{stamp}  monitor: config reloaded: {event.summary}{detail}"
+
+
 def behind_text(behind_s: float, skips_per_min: float) -> str:
     """"behind 2.3s, 140 skipped/min": the dashboard's words and the log's."""
     shown = (f"{behind_s:.1f}s" if behind_s < 10 else f"{behind_s:.0f}s" if behind_s < 60

@@ -22,8 +22,9 @@ MAX_SIZE = 1024**4              # 1TiB: far beyond any read limit, still exact i
 _EXAMPLES = "(use e.g. \"250ms\", \"30s\", \"5m\", \"1h\")"
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from a TOML value; ValueError with a human message otherwise."""
+def parse_duration(value: object, ceiling: float = MAX_DURATION) -> float:
+    """Seconds from a TOML value; ValueError with a human message otherwise.
+    `ceiling`: the longest accepted (history retention may exceed a year)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as \"30s\", got a boolean")
     if isinstance(value, (int, float)):
@@ -31,7 +32,7 @@ def parse_duration(value: object) -> float:
             raise ValueError("expected a duration such as \"30s\", got nan")
         if value < 0:
             raise ValueError(f"duration must not be negative, got {show_number(value)}")
-        return _at_most_max(value)
+        return _at_most_max(value, ceiling)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration such as \"30s\", got {type(value).__name__}")
     text = value.strip().replace(" ", "")
@@ -46,7 +47,7 @@ def parse_duration(value: object) -> float:
     else:
         if math.isnan(seconds):   # float() reads "nan"; a duration it is not
             raise ValueError(f"cannot read \"{value}\" as a duration {_EXAMPLES}")
-        return _at_most_max(seconds)
+        return _at_most_max(seconds, ceiling)
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
         if match.start() != pos:
@@ -55,13 +56,13 @@ def parse_duration(value: object) -> float:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"cannot read \"{value}\" as a duration {_EXAMPLES}")
-    return _at_most_max(total)
+    return _at_most_max(total, ceiling)
 
 
-def _at_most_max(seconds: int | float) -> float:
+def _at_most_max(seconds: int | float, ceiling: float = MAX_DURATION) -> float:
     # compared before float(): a 400-digit int does not fit in a float
-    if not seconds <= MAX_DURATION:
-        raise ValueError(f"must be at most {format_duration(MAX_DURATION)}")
+    if not seconds <= ceiling:
+        raise ValueError(f"must be at most {format_duration(ceiling)}")
     return float(seconds)
 
 

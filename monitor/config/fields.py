@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import ipaddress
 import math
 import re
 import unicodedata
@@ -82,6 +83,14 @@ def to_duration(value: Any) -> float:
     return parse_duration(value)
 
 
+# History may be kept longer than any interval or timeout: ten years
+MAX_RETENTION = 3650 * 86400.0
+
+
+def to_retention(value: Any) -> float:
+    return parse_duration(value, ceiling=MAX_RETENTION)
+
+
 def to_size(value: Any) -> int:
     return parse_size(value)
 
@@ -117,6 +126,54 @@ def _printable(text: str) -> str:
             raise ValueError(f"must not contain control characters, found {ascii(char)} "
                              "(names, groups and tags are shown on terminals)")
     return text
+
+
+def to_history_db(value: Any) -> str:
+    """A path, "off" or ":memory:" ("" means the default place)."""
+    text = to_str(value).strip()
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    if text.lower() in ("off", "none", "false"):
+        return "off"
+    return text
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """("127.0.0.1", 9115) from "127.0.0.1:9115", "[::1]:9115", "localhost:9115"
+    or a bare "9115" (loopback: serving beyond this machine is asked for by
+    name, e.g. "0.0.0.0:9115")."""
+    text = text.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "127.0.0.1", text
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, e.g. \"[::1]:9115\", got {text!r}")
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"expected an IP address and port such as \"127.0.0.1:9115\" "
+                         f"(\"0.0.0.0:9115\": every interface), got {text!r}") from None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535 after the address, got {text!r}")
+    return host, int(port_text)
+
+
+def to_listen_address(value: Any) -> str:
+    """Where a server listens, as "host:port" ("[v6]:port"); "" (or false,
+    "off") for not at all; true for the loopback default."""
+    if value is True:
+        return "127.0.0.1:9115"
+    if value is False:
+        return ""
+    text = to_str(value)
+    if text.strip().lower() in ("", "off"):
+        return ""
+    host, port = parse_listen_address(text)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def to_str_map(value: Any) -> dict[str, str]:
@@ -225,7 +282,7 @@ def describe_options(cls: type) -> list[tuple[str, str, str]]:
     for spec in dataclasses.fields(cls):
         convert = spec.metadata.get("convert")
         if spec.default is not dataclasses.MISSING and spec.default is not None \
-                and convert is to_duration:
+                and convert in (to_duration, to_retention):
             default = format_duration(spec.default)
         elif spec.default is not dataclasses.MISSING and convert is to_size:
             default = f"{spec.default // 1024}KiB" if spec.default % 1024 == 0 else str(spec.default)

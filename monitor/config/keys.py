@@ -12,6 +12,15 @@ BINDINGS: dict[str, tuple[str, str, str]] = {
     "sort": ("s", "Sort", "Sort by status, name, latency, uptime (cycles)"),
     "group": ("g", "Group", "Group rows by group"),
     "theme": ("t", "Theme", "Switch to the next theme"),
+    "reload": ("R,f5", "Reload", "Reload the config file now (saves are applied anyway)"),
+    # editing the config file's [[targets]] (kept off the footer: EDITING)
+    "add_target": ("a", "Add", "Add a target to the config file (a form)"),
+    "edit_target": ("E,ctrl+e", "Edit", "Edit the selected target in the config file"),
+    "duplicate_target": ("c", "Duplicate", "Add a copy of the selected target (a form)"),
+    "delete_target": ("D", "Delete", "Delete the selected target from the config file"),
     "help": ("question_mark", "Help", "Show every key"),
     "quit": ("q", "Quit", "Quit monitor"),
 }
+
+# the editing actions: in the palette and help, not in the crowded footer
+EDITING = ("add_target", "edit_target", "duplicate_target", "delete_target")

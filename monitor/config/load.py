@@ -8,15 +8,18 @@ import os
 import re
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.config.alerting import check_routing, read_channels
 from monitor.config.durations import format_duration
 from monitor.config.fields import build_options, did_you_mean, option_names
 from monitor.config.keys import BINDINGS
 from monitor.config.lines import MAX_DEPTH, Layout, line_of, scan
 from monitor.config.lines import Path as KeyPath
+from monitor.config.maintenance import read_maintenance
 from monitor.config.model import Config, DemoSettings, Settings, Target, TargetCommon
 from monitor.probes import registry
 from monitor.probes.text import shown
@@ -24,7 +27,7 @@ from monitor.probes.text import shown
 _ENV = re.compile(r"\$(\$)?\{([^}]*)\}")
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 _TOML_END = "(at end of document)"
-TOP_LEVEL = ("settings", "demo", "keys", "targets")
+TOP_LEVEL = ("settings", "demo", "keys", "targets", "alerts", "maintenance")
 # Far beyond any real config (10,000 targets take ~2 MB); stops a mistaken
 # --config /dev/zero from being read until memory runs out.
 MAX_FILE_SIZE = 64 * 1024 * 1024
@@ -82,8 +85,17 @@ class _Loader:
         # value -> variable name of every ${VAR} substituted: secrets, shown
         # only by name in problems, results and everything else printed
         self.secrets: dict[str, str] = {}
+        self.names: dict[int, str] = {}   # index of a [[targets]] table -> its name
+        self.settings_known = True
+        # where a ${VAR} was not set, and every table above it
+        self.unset: set[KeyPath] = set()
 
     def report(self, path: KeyPath, key: str, message: str) -> None:
+        if len(path) >= 2 and path in self.unset:
+            return   # "must not be empty" after "variable X is not set" says nothing new
+        self.add(path, key, message)
+
+    def add(self, path: KeyPath, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, line_of(self.lines, path), key, message))
 
     def fail(self) -> ConfigError:
@@ -103,12 +115,16 @@ class _Loader:
     def load(self) -> Config:
         text = self.decode(self.source) if isinstance(self.source, bytes) else self.source
         data = self.parse(text)
+        self.names = _target_names(data.get("targets"))
         data = self.substitute(data, ())
 
         for key in data:
             if key not in TOP_LEVEL:
                 self.report((key,), key, "unknown section" + did_you_mean(key, TOP_LEVEL))
-        settings = self.table(data, "settings", Settings) or Settings()
+        settings = self.table(data, "settings", Settings)
+        # with [settings] broken, what targets inherit is unknown: not judged
+        self.settings_known = settings is not None
+        settings = settings or Settings()
         demo = self.table(data, "demo", DemoSettings) or DemoSettings()
         if settings.timeout > settings.interval:
             self.report(("settings", "timeout"), "settings.timeout",
@@ -116,10 +132,25 @@ class _Loader:
                         f"interval {format_duration(settings.interval)}")
         targets = self.targets(data.get("targets", []), settings)
         keys = self.keys(data.get("keys", {}))
+        alerts, maintenance = self.alerting(data, settings, targets)
         if self.problems:
             raise self.fail()
         return Config(path=self.path, settings=settings, demo=demo, targets=tuple(targets),
-                      keys=keys, secrets=self.secrets)
+                      keys=keys, secrets=self.secrets, source=text, alerts=alerts,
+                      maintenance=maintenance)
+
+    def alerting(self, data: dict[str, Any], settings: Settings, targets: list[Target]) -> Any:
+        """[[alerts]], [[maintenance]], and the names targets route by."""
+        lines = lambda path: line_of(self.lines, path)   # noqa: E731
+        channels = read_channels(data.get("alerts", []), self.report, lines, self.secrets)
+        raw_targets = data.get("targets", [])
+        raw_targets = raw_targets if isinstance(raw_targets, list) else []
+        check_routing(raw_targets, targets, settings, channels, self.report, data.get("alerts", []))
+        names = [t.get("name") for t in raw_targets if isinstance(t, dict)]
+        maintenance = read_maintenance(data.get("maintenance", []), self.report, lines,
+                                       [n for n in names if isinstance(n, str)],
+                                       [t.group for t in targets if t.group])
+        return channels, maintenance
 
     def decode(self, data: bytes) -> str:
         try:
@@ -179,7 +210,8 @@ class _Loader:
                     return "${" + match.group(2) + "}"
                 name = match.group(2)
                 if name not in self.environ:
-                    self.report(path, _dotted(path), f"environment variable {name} is not set")
+                    self.add(path, self.label(path), f"environment variable {name} is not set")
+                    self.unset.update(path[:end] for end in range(2, len(path) + 1))
                     return ""
                 secret = self.environ[name]
                 if secret:
@@ -226,8 +258,7 @@ class _Loader:
         return targets
 
     def target(self, index: int, raw: dict[str, Any], settings: Settings) -> Target | None:
-        name = raw.get("name")
-        label = f"targets[{name}]" if isinstance(name, str) and name.strip() else f"targets[#{index + 1}]"
+        label = self.label(("targets", index))
         before = len(self.problems)
 
         def report(key: str, message: str) -> None:
@@ -258,20 +289,13 @@ class _Loader:
             if options is not None:
                 for key, message in probe.check_options(options):
                     report(key, message)
-        if common is None or options is None or len(self.problems) > before:
+        timing = self.timing(raw, settings, report)
+        if timing is not None and probe is not None and options is not None:
+            for key, message in probe.check_timing(options, timing[1]):
+                report(key, message)
+        if common is None or options is None or timing is None or len(self.problems) > before:
             return None
-        interval = common.interval if common.interval is not None else settings.interval
-        timeout = common.timeout if common.timeout is not None else settings.timeout
-        if timeout > interval:
-            which = "timeout" if common.timeout is not None else "interval"
-            report(which, f"timeout {format_duration(timeout)} is longer than interval "
-                          f"{format_duration(interval)}")
-            return None
-        timing = probe.check_timing(options, timeout) if probe else []
-        for key, message in timing:
-            report(key, message)
-        if timing:
-            return None
+        interval, timeout = timing
         fields = {f.name: getattr(common, f.name) for f in dataclasses.fields(TargetCommon)}
         fields.update(
             interval=interval, timeout=timeout,
@@ -280,6 +304,64 @@ class _Loader:
         )
         return Target(options=options, line=line_of(self.lines, ("targets", index)),
                       raw=raw, secrets=self.secrets, **fields)
+
+    def timing(self, raw: dict[str, Any], settings: Settings,
+               report: Callable[[str, str], None]) -> tuple[float, float] | None:
+        """The target's (interval, timeout), or None with the problem reported:
+        judged whatever else is wrong with the target, so that one problem
+        never hides another."""
+        own = {key: _own_value(key, raw) for key in ("interval", "timeout")}
+        if _INVALID in own.values():
+            return None   # the value's own problem is reported already
+        interval = settings.interval if own["interval"] is None else own["interval"]
+        timeout = settings.timeout if own["timeout"] is None else own["timeout"]
+        inherited = [key for key, value in own.items() if value is None]
+        if inherited and not self.settings_known:
+            return None
+        if timeout > interval:
+            if len(inherited) == 2:
+                return None   # [settings] itself is wrong, and said so once
+            which = "timeout" if own["timeout"] is not None else "interval"
+            report(which, f"timeout {format_duration(timeout)} is longer than interval "
+                          f"{format_duration(interval)}")
+            return None
+        return interval, timeout
+
+    def label(self, path: KeyPath) -> str:
+        """A key as problems name it: a target by its name (by its position,
+        `targets[#3]`, only when it has no usable name), then the keys below."""
+        if len(path) >= 2 and path[0] == "targets" and isinstance(path[1], int):
+            name = self.names.get(path[1])
+            head = f"targets[{name}]" if name is not None else f"targets[#{path[1] + 1}]"
+            rest = _dotted(path[2:])
+            return f"{head}.{rest}" if rest else head
+        return _dotted(path)
+
+
+_INVALID: Any = object()   # a value whose own problem is already reported
+
+
+def _own_value(key: str, raw: dict[str, Any]) -> Any:
+    """A target's own `key` converted and checked as TargetCommon declares it:
+    None when not given, _INVALID when it cannot be used."""
+    if key not in raw:
+        return None
+    spec = next(f for f in dataclasses.fields(TargetCommon) if f.name == key)
+    try:
+        value = spec.metadata["convert"](raw[key])
+    except ValueError:
+        return _INVALID
+    check = spec.metadata.get("check")
+    return _INVALID if check is not None and check(value) else value
+
+
+def _target_names(raw_targets: Any) -> dict[int, str]:
+    """Index -> name of every [[targets]] table whose name can label it."""
+    if not isinstance(raw_targets, list):
+        return {}
+    return {index: raw["name"] for index, raw in enumerate(raw_targets)
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str)
+            and raw["name"].strip()}
 
 
 def _syntax_error(message: str, text: str, layout: Layout) -> tuple[int, str]:

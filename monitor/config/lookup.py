@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from monitor.paths import config_dir
+
 
 def user_config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "monitor"
+    """The platform's config folder for monitor (see monitor.paths)."""
+    return config_dir()
 
 
 def candidates(explicit: str | None) -> list[tuple[str, Path]]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from monitor.config.model import Target
 from monitor.engine.result import ProbeResult
 from monitor.engine.state import State, Transition
-from monitor.engine.stats import RollingStats, Summary
+from monitor.engine.stats import RollingStats, SavedStats, Summary, restore_stats, save_stats
 
 EVENTS_KEPT = 200
 
@@ -59,6 +60,33 @@ class TargetView:
         """Mean of each phase since start, over the probes that ran it."""
         return {phase: total / count for phase, (total, count) in self._phase_sums.items()}
 
+    def saved_stats(self) -> tuple[SavedStats, dict[str, list[float]]]:
+        """Statistics and phase sums as plain values (see `restore`)."""
+        return save_stats(self.stats), {k: list(v) for k, v in self._phase_sums.items()}
+
+    def restore(self, state: State, since: float, stats: SavedStats,
+                phase_sums: dict[str, list[float]], last: ProbeResult | None,
+                last_failure: ProbeResult | None, events: Iterable[Transition]) -> None:
+        """Become a copy of another process's view of this target (a
+        dashboard attaching to a service): what it knew replaces what this
+        one knew."""
+        self.state, self.since = state, since
+        self.stats = restore_stats(stats, self.stats.samples.size)
+        self._phase_sums = {k: [float(v[0]), float(v[1])] for k, v in phase_sums.items()}
+        self.last, self.last_failure = last, last_failure
+        self.events.clear()
+        self.events.extend(events)
+
+
+@dataclass(frozen=True, slots=True)
+class BoardChange:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
 
 class Board:
     """A mirror of the engine's views, fed by results and transitions."""
@@ -80,6 +108,27 @@ class Board:
         if view is not None:
             view.apply_transition(transition)
         return view
+
+    def apply_config(self, targets: Iterable[Target], now: float) -> BoardChange:
+        """Follow a reloaded config: new targets get a view (PENDING, or
+        PAUSED), removed ones leave, changed ones keep their view (state,
+        statistics, samples, events) with the new definition."""
+        new = {t.name: t for t in targets}
+        removed = [name for name in self.views if name not in new]
+        for name in removed:
+            del self.views[name]
+        added, changed = [], []
+        for name, target in new.items():
+            view = self.views.get(name)
+            if view is None:
+                self.views[name] = TargetView(target, self.history, now)
+                added.append(name)
+            elif view.target != target:
+                view.target = target
+                changed.append(name)
+        if added:   # the config's order, as at start
+            self.views = {name: self.views[name] for name in new}
+        return BoardChange(tuple(added), tuple(removed), tuple(changed))
 
     def counts(self) -> dict[State, int]:
         counts = {state: 0 for state in State}

@@ -23,7 +23,9 @@ from typing import Any, Protocol
 
 from monitor.config.model import Config
 from monitor.engine.result import ProbeResult
+from monitor.engine.host import EngineHost
 from monitor.engine.scheduler import Engine
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded, Sink
 from monitor.engine.state import Transition
 from monitor.engine.wire import (
     MAX_COMMAND,
@@ -32,6 +34,8 @@ from monitor.engine.wire import (
     Message,
     WireError,
     command_line,
+    rejected_from_message,
+    reload_from_message,
     result_from_message,
     stats_from_message,
     transition_from_message,
@@ -56,6 +60,31 @@ class Listener(Protocol):
     def on_error(self, message: str) -> None: ...
     def on_engine_up(self, restarts: int) -> None: ...   # 0 the first time
     def on_engine_down(self, down: EngineDown) -> None: ...
+    # the engine runs the config in `event.config_text` now (also sent when an
+    # engine starts, source "start": a restarted engine reads the file anew)
+    def on_reload(self, event: ConfigReloaded) -> None: ...
+    def on_config_rejected(self, event: ConfigRejected) -> None: ...
+
+
+def message_handlers(listener: Listener) -> dict[str, Callable[[Message], None]]:
+    """The engine's messages, by kind, to `listener` (a worker's pipe and a
+    service's socket speak the same protocol). A listener written before a
+    kind of message existed (it lacks the method) is simply not told of it:
+    a new message must never break an old consumer's stream."""
+    decoders: dict[str, tuple[str, Callable[[Message], object]]] = {
+        "result": ("on_result", result_from_message),
+        "transition": ("on_transition", transition_from_message),
+        "stats": ("on_stats", stats_from_message),
+        "error": ("on_error", lambda m: m[1]),
+        "reload": ("on_reload", reload_from_message),
+        "config_rejected": ("on_config_rejected", rejected_from_message),
+    }
+    handlers: dict[str, Callable[[Message], None]] = {}
+    for kind, (method, decode) in decoders.items():
+        callback = getattr(listener, method, None)
+        if callback is not None:
+            handlers[kind] = lambda m, callback=callback, decode=decode: callback(decode(m))
+    return handlers
 
 
 class EngineClient(Protocol):
@@ -64,27 +93,42 @@ class EngineClient(Protocol):
     def pause(self, name: str) -> None: ...
     def resume(self, name: str) -> None: ...
     def probe_now(self, name: str) -> None: ...
-    def reload(self, config: Config) -> None: ...
+    def reload(self) -> None: ...   # read the config file again; answered by on_reload / on_config_rejected
+
+
+class ListenerSink(Sink):
+    """The engine's events straight to a listener in the same process."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.on_result = listener.on_result            # type: ignore[method-assign]
+        self.on_transition = listener.on_transition    # type: ignore[method-assign]
+        self.on_reload = listener.on_reload            # type: ignore[method-assign]
+        self.on_config_rejected = listener.on_config_rejected  # type: ignore[method-assign]
+        self.on_notice = listener.on_error             # type: ignore[method-assign]
 
 
 class InProcessEngine:
+    """The engine host in the caller's loop, telling `listener` directly."""
+
     def __init__(self, config: Config, listener: Listener,
                  stats_every: float = STATS_EVERY) -> None:
         self.listener = listener
-        self.engine = Engine(config, on_result=listener.on_result,
-                             on_transition=listener.on_transition)
+        self.host = EngineHost(config, [ListenerSink(listener)], keep_history=True,
+                               stop_on=(), settle_heap=False)
+        self.engine = self.host.engine
         self._stats_every = stats_every
         self._stats_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.engine.start()
+        await self.host.start()
         self.listener.on_engine_up(0)
         self._stats_task = asyncio.create_task(self._report_stats())
 
     async def stop(self) -> None:
         if self._stats_task is not None:
             self._stats_task.cancel()
-        await self.engine.stop()
+        await self.host.close()
 
     def pause(self, name: str) -> None:
         self.engine.pause(name)
@@ -95,8 +139,8 @@ class InProcessEngine:
     def probe_now(self, name: str) -> None:
         self.engine.probe_now(name)
 
-    def reload(self, config: Config) -> None:
-        self.engine.replace_targets(config.targets, config.settings)
+    def reload(self) -> None:
+        self.host.reload_soon("command")
 
     async def _report_stats(self) -> None:
         await report_stats(self.engine, self._stats_every, self.listener.on_stats)
@@ -189,7 +233,7 @@ class ProcessEngine:
     def probe_now(self, name: str) -> None:
         self._send({"cmd": "probe_now", "name": name})
 
-    def reload(self, config: Config) -> None:
+    def reload(self) -> None:
         self._send({"cmd": "reload"})
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -284,12 +328,7 @@ class ProcessEngine:
         wrong with it, if anything, and whether the worker ever spoke."""
         assert proc.stdout is not None
         listener = self.listener
-        dispatch: dict[str, Callable[[Message], None]] = {
-            "result": lambda m: listener.on_result(result_from_message(m)),
-            "transition": lambda m: listener.on_transition(transition_from_message(m)),
-            "stats": lambda m: listener.on_stats(stats_from_message(m)),
-            "error": lambda m: listener.on_error(m[1]),
-        }
+        dispatch = message_handlers(listener)
         stdout, frames, spoke = proc.stdout, FrameReader(), False
         try:
             while chunk := await stdout.read(1 << 16):

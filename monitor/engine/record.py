@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from monitor.engine.outbox import Outbox, ThreadSink
-from monitor.output import dropped_event, encode_lines
+from monitor.engine.result import ProbeResult
+from monitor.engine.sinks import Sink
+from monitor.output import dropped_event, encode_lines, result_line
 
 RECORD_EVERY = 0.5        # seconds: what kill -9 may cost, at most
 RECORD_LIMIT = 16 << 20   # bytes a stalled disk may fall behind before results are dropped
@@ -85,3 +87,17 @@ class RecordReader:
                     yield entry
                 else:
                     self.torn += 1
+
+
+class RecordSink(Sink):
+    """The engine's results into a record file (`open_recorder`), as the lines
+    `monitor run --headless --json` prints."""
+
+    def __init__(self, outbox: Outbox[str]) -> None:
+        self.outbox = outbox
+
+    def on_result(self, result: ProbeResult) -> None:
+        self.outbox.emit(result_line(result), droppable=True)
+
+    async def aclose(self) -> None:
+        await self.outbox.close()

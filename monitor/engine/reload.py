@@ -145,7 +145,7 @@ def _apply_settings(engine: Engine, settings: Settings) -> None:
         engine._slots.resize(budget.concurrency)
         if budget.notice:
             engine.notices.append(budget.notice)
-            engine._emit(engine._on_notice, budget.notice)
+            engine.sinks.on_notice(budget.notice)
 
 
 def _forget_built_from(engine: Engine, files: list[str | Path]) -> None:

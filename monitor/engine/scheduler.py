@@ -37,6 +37,7 @@ from monitor.engine.fdlimit import OutOfFiles, fit_concurrency
 from monitor.engine.pacing import Pace, SlotQueue
 from monitor.engine.reload import Starter, apply_config
 from monitor.engine.runner import make_probe, not_probed, run_probe
+from monitor.engine.sinks import CallbackSink, Fanout, MonitorStarted, MonitorStopped, Sink
 from monitor.engine.state import State, Tracker, Transition
 from monitor.engine.wake import Wake
 from monitor.probes.base import Probe, ProbeContext
@@ -79,20 +80,23 @@ class _Runtime:
 
 
 class Engine:
-    def __init__(self, config: Config, *, on_result: ResultCallback | None = None,
+    def __init__(self, config: Config, *, sinks: Iterable[Sink] = (),
+                 on_result: ResultCallback | None = None,
                  on_transition: TransitionCallback | None = None,
                  on_notice: NoticeCallback | None = None,
                  keep_history: bool = True) -> None:
-        """`keep_history=False`: the views keep state and the last result but
-        only one sample, for an engine whose consumer keeps its own (the
-        dashboard's engine process; its UI has the full history)."""
+        """Every event goes to `sinks` in order (the callbacks are a sink of
+        their own, last). `keep_history=False`: the views keep state and the
+        last result but only one sample, for an engine whose consumers keep
+        their own (the dashboard's UI, the history store)."""
         self.config = config   # as running: the last one applied
         self.settings: Settings = config.settings
+        self._config_path = None if config.path is None else str(config.path)
         self._keep_history = keep_history
         self._targets = list(config.targets)
-        self._on_result = on_result
-        self._on_transition = on_transition
-        self._on_notice = on_notice
+        self.sinks = Fanout(sinks)
+        if on_result or on_transition or on_notice:
+            self.sinks.add(CallbackSink(on_result, on_transition, on_notice))
         self._runtimes: dict[str, _Runtime] = {}
         # tasks of targets a reload removed, not yet ended, and a reload's gradual start
         self._retiring: set[asyncio.Task[None]] = set()
@@ -137,20 +141,24 @@ class Engine:
     async def start(self) -> None:
         self._running = True
         self._pace = Pace(self._now())
+        self.sinks.on_start(MonitorStarted(datetime.now(UTC), len(self._targets),
+                                           self._config_path))
         for notice in self.notices:
-            self._emit(self._on_notice, notice)
+            self.sinks.on_notice(notice)
         count = max(1, len(self._targets))
         for index, target in enumerate(self._targets):
             self._add(target, offset=target.interval * index / count)
 
-    async def stop(self) -> None:
-        self._running = False
+    async def stop(self, reason: str = "stopped") -> None:
+        was_running, self._running = self._running, False
         tasks = [rt.task for rt in self._runtimes.values() if rt.task is not None]
         tasks += self._retiring
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._ctx.close()
+        if was_running:
+            self.sinks.on_stop(MonitorStopped(datetime.now(UTC), reason))
 
     def pause(self, name: str) -> bool:
         rt = self._runtimes[name]
@@ -230,9 +238,10 @@ class Engine:
             state = view.state
         else:
             state = State.PENDING
-        if view.state is not state:
-            view.apply_transition(Transition(target.name, view.state, state, "config changed",
-                                             datetime.now(UTC), now, now - view.since))
+        if view.state is not state:   # told, so every mirror of the view follows
+            self._publish_view_transition(view, Transition(
+                target.name, view.state, state, "config changed", datetime.now(UTC), now,
+                now - view.since))
         tracker = Tracker(target.name, target.failure_threshold, target.success_threshold,
                           now, state=state)
         rt = _Runtime(target, view, tracker, offset)
@@ -369,7 +378,7 @@ class Engine:
         self.probes_total += 1
         rt.view.apply_result(result)
         transition = rt.tracker.observe(result, self._now())
-        self._emit(self._on_result, result)
+        self.sinks.on_result(result)
         if transition is not None:
             self._publish_transition(rt, transition)
         return late
@@ -379,20 +388,14 @@ class Engine:
         now = self._now()
         if now - self._out_of_files_told >= NOTICE_EVERY:
             self._out_of_files_told = now
-            self._emit(self._on_notice, f"out of open files ({self.out_of_files} probes so far, "
+            self.sinks.on_notice(f"out of open files ({self.out_of_files} probes so far, "
                                         f"e.g. {rt.target.name}: {exc}); they are retried, "
                                         "not counted as down: raise ulimit -n or lower "
                                         "concurrency")
 
     def _publish_transition(self, rt: _Runtime, transition: Transition) -> None:
-        rt.view.apply_transition(transition)
-        self._emit(self._on_transition, transition)
+        self._publish_view_transition(rt.view, transition)
 
-    @staticmethod
-    def _emit(callback: Callable[[object], None] | None, item: object) -> None:
-        if callback is None:
-            return
-        try:
-            callback(item)
-        except Exception:   # a consumer's bug must not stop probing
-            log.exception("result consumer failed")
+    def _publish_view_transition(self, view: TargetView, transition: Transition) -> None:
+        view.apply_transition(transition)
+        self.sinks.on_transition(transition)

@@ -261,3 +261,50 @@ class RollingStats:
             checks=self.checks,
             failures=self.failures,
         )
+
+
+class SavedStats(NamedTuple):
+    """A `RollingStats` as plain values, for a process that mirrors it
+    (a dashboard attaching to a service): samples oldest first."""
+    started: bytes             # array("d") bytes: monotonic starts
+    latency: bytes             # array("d") bytes: NaN where nothing answered
+    status: bytes              # one status code a sample
+    checks: int
+    failures: int
+    state: str                 # State value
+    state_since: float | None
+    up_seconds: float
+    known_seconds: float
+
+
+def save_stats(stats: RollingStats) -> SavedStats:
+    ring = stats.samples
+    order = ring._indices()
+    started, latency = array("d", (ring.started[i] for i in order)), \
+        array("d", (ring.latency[i] for i in order))
+    return SavedStats(started.tobytes(), latency.tobytes(), bytes(ring.status[i] for i in order),
+                      stats.checks, stats.failures, stats._state.value, stats._state_since,
+                      stats._up_seconds, stats._known_seconds)
+
+
+def restore_stats(saved: SavedStats, size: int) -> RollingStats:
+    """A `RollingStats` of `size` samples holding the newest of `saved`, with
+    its totals and time in state, summing as if it had seen them itself."""
+    stats = RollingStats(size)
+    started, latency = array("d"), array("d")
+    started.frombytes(saved.started)
+    latency.frombytes(saved.latency)
+    keep = min(size, len(saved.status))
+    ring = stats.samples
+    ring.started, ring.latency = started[len(started) - keep:], latency[len(latency) - keep:]
+    ring.status = bytearray(saved.status[len(saved.status) - keep:])
+    answered = [latency for latency, code in zip(ring.latency, ring.status)
+                if code != _DOWN and not math.isnan(latency)]
+    stats._ordered = array("d", sorted(answered))
+    stats._newest_answered = answered[-1] if answered else math.nan
+    stats._down = ring.status.count(_DOWN)
+    stats._resum()
+    stats.checks, stats.failures = saved.checks, saved.failures
+    stats._state, stats._state_since = State(saved.state), saved.state_since
+    stats._up_seconds, stats._known_seconds = saved.up_seconds, saved.known_seconds
+    return stats

@@ -6,6 +6,7 @@ marshal body).
 
 Messages are tuples whose first item names them: ("ready",) once the engine
 has started, ("result", ...), ("transition", ...), ("stats", ...),
+("reload", ...) and ("config_rejected", ...) after a config change, and
 ("error", text). Unlike the public
 `to_json` contract a result keeps everything the UI needs (monotonic start,
 certificate facts, recheck flag).
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.engine.result import ProbeResult, Status
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 from monitor.probes.base import CertFacts
 
@@ -115,6 +117,29 @@ def transition_from_message(m: Message) -> Transition:
     _, name, before, after, reason, at, monotonic, previous_for = m
     return Transition(name, _STATE[before], _STATE[after], reason,
                       datetime.fromtimestamp(at, UTC), monotonic, previous_for)
+
+
+def reload_message(event: ConfigReloaded) -> Message:
+    """A reload, with the config text the engine now runs: the UI builds its
+    new targets from exactly that text, not from a file that may have
+    changed again since."""
+    return ("reload", event.at.timestamp(), event.added, event.removed, event.changed,
+            event.settings, event.source, event.config_text)
+
+
+def reload_from_message(m: Message) -> ConfigReloaded:
+    _, at, added, removed, changed, settings, source, text = m
+    return ConfigReloaded(datetime.fromtimestamp(at, UTC), tuple(added), tuple(removed),
+                          tuple(changed), tuple(settings), source, text)
+
+
+def rejected_message(event: ConfigRejected) -> Message:
+    return ("config_rejected", event.at.timestamp(), event.problems, event.source)
+
+
+def rejected_from_message(m: Message) -> ConfigRejected:
+    _, at, problems, source = m
+    return ConfigRejected(datetime.fromtimestamp(at, UTC), tuple(problems), source)
 
 
 # ---------------------------------------------------------------- frames

@@ -19,24 +19,30 @@ import stat
 import sys
 import traceback
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import Config
 from monitor.engine.client import PARENT_ENV, STATS_EVERY, EngineStats, report_stats
-from monitor.engine.heap import settle as settle_heap
+from monitor.engine.host import EngineHost
 from monitor.engine.outbox import Outbox, open_stdout
-from monitor.engine.record import open_recorder
-from monitor.engine.scheduler import Engine
+from monitor.engine.record import RecordSink, open_recorder
+from monitor.engine.result import ProbeResult
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded, Sink
+from monitor.engine.state import Transition
+from monitor.store.sink import HistoryRefused, open_history
 from monitor.engine.wire import (
     CommandReader,
     Message,
     SkippedLine,
     pack,
+    rejected_message,
+    reload_message,
     result_message,
     stats_message,
     transition_message,
 )
-from monitor.output import result_line
+from monitor.export import MetricsSink
 
 PR_SET_PDEATHSIG = 1           # <linux/prctl.h>
 PARENT_CHECK_EVERY = 1.0       # seconds
@@ -69,57 +75,71 @@ async def _watch_parent(parent: int) -> None:
         await asyncio.sleep(PARENT_CHECK_EVERY)
 
 
+class WireSink(Sink):
+    """The engine's events into the pipe to the UI, as frames (`wire`)."""
+
+    def __init__(self, emit: Any) -> None:
+        self.emit = emit
+
+    def on_result(self, result: ProbeResult) -> None:
+        self.emit(result_message(result), droppable=True)
+
+    def on_transition(self, transition: Transition) -> None:
+        self.emit(transition_message(transition))
+
+    def on_reload(self, event: ConfigReloaded) -> None:
+        self.emit(reload_message(event))
+
+    def on_config_rejected(self, event: ConfigRejected) -> None:
+        self.emit(rejected_message(event))
+
+    def on_notice(self, text: str) -> None:
+        self.emit(("error", text))
+
+
 async def serve(config: Config, stats_every: float = STATS_EVERY,
                 record: str | None = None) -> int:
     parent = die_with_parent()
     if parent is None:
         print("engine-worker: the process that started it has already exited", file=sys.stderr)
         return 1
-    loop = asyncio.get_running_loop()
     # A UI that stops reading (its terminal frozen on a stalled SSH link) must
     # not stall the probes: above 4 MiB waiting, results are dropped and counted.
     out = await open_stdout(Outbox(pack, limit=4 << 20))
     emit = out.emit
-    recording = None
+    sinks: list[Sink] = [WireSink(emit)]
     if record:
         try:
-            recording = await open_recorder(record, lambda text: emit(("error", text)))
+            sinks.append(RecordSink(await open_recorder(record, lambda text: emit(("error", text)))))
         except OSError as exc:
             emit(("error", f"--record {record}: {exc.strerror or exc}"))
-
-    def on_result(result: Any) -> None:
-        emit(result_message(result), droppable=True)
-        if recording is not None:   # what `monitor run --headless --json` would print
-            recording.emit(result_line(result), droppable=True)
-
-    demo = None
-    if config.demo.enabled:
-        from monitor.demo import DemoServer
-        demo = DemoServer(config.demo.host, config.demo.port)
-        try:
-            await demo.start()
-        except OSError as exc:
-            emit(("error", str(exc.strerror or exc)))
-            demo = None
-
-    engine = Engine(config, on_result=on_result,
-                    on_transition=lambda t: emit(transition_message(t)),
-                    on_notice=lambda text: emit(("error", text)),
-                    keep_history=False)   # the UI keeps the history it shows
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
-    await engine.start()
-    settle_heap()
+    from monitor.alerts import alert_sink   # DOWN wakes someone, screen or no screen
+    sinks.append(alert_sink(config, lambda text: emit(("error", text))))
+    # the UI keeps the history it shows; a hangup (the terminal closed) stops us
+    from monitor.appstate import apply_pauses   # (main applied them to `config` already)
+    host = EngineHost(config, sinks, keep_history=False, adjust=apply_pauses)
+    try:
+        history = open_history(config, "monitor (dashboard)", host.sinks.on_notice)
+    except HistoryRefused as exc:   # e.g. a service runs this config: the board is live, unkept
+        emit(("error", f"history not written: {exc}"))
+        history = None
+    if history is not None:
+        host.sinks.add(history)
+    host.sinks.add(MetricsSink(host))   # /metrics, when [settings] metrics asks
+    await host.start()
     emit(("ready",))
-    stopped = asyncio.create_task(stop.wait())
+    # the config this engine runs: a restarted engine read the file anew, and
+    # the UI's board must follow what it reads
+    emit(reload_message(ConfigReloaded(datetime.now(UTC), source="start",
+                                       config_text=config.source)))
+    stopped = asyncio.create_task(host.wait())
     # Each of these runs for the worker's whole life: whichever ends first,
     # normally or not, ends the worker (never an engine probing on with no
     # one able to stop it).
     tasks = {
-        asyncio.create_task(_commands(engine, config, emit)): "reading commands",
+        asyncio.create_task(_commands(host, emit)): "reading commands",
         asyncio.create_task(_watch_parent(parent)): "watching the parent process",
-        asyncio.create_task(report_stats(engine, stats_every,
+        asyncio.create_task(report_stats(host.engine, stats_every,
                                          lambda s: emit(_stats_message(s, out.dropped)))):
             "reporting statistics",
     }
@@ -128,11 +148,7 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
     finally:
         for task in (stopped, *tasks):
             task.cancel()
-        await engine.stop()
-        if demo is not None:
-            await demo.stop()
-        if recording is not None:
-            await recording.close()
+        await host.close()
         await out.close()
     return _exit_status(done, tasks)
 
@@ -157,7 +173,7 @@ def _stats_message(stats: EngineStats, dropped: int) -> Message:
                                  skips_per_min=round(stats.skips_per_min, 1)))
 
 
-async def _commands(engine: Engine, config: Config, emit: Any) -> None:
+async def _commands(host: EngineHost, emit: Any) -> None:
     """Obey commands until the UI says stop or closes the pipe. A bad command
     (unreadable, unknown, too long) is answered with an error and skipped: it
     never ends the reader."""
@@ -174,12 +190,12 @@ async def _commands(engine: Engine, config: Config, emit: Any) -> None:
             if isinstance(line, SkippedLine):
                 emit(("error", f"command of {line.size} bytes skipped: over the "
                                f"{lines.limit} byte limit"))
-            elif _obey(engine, config, emit, line):
+            elif _obey(host, emit, line):
                 return
     # end of input: the UI is gone
 
 
-def _obey(engine: Engine, config: Config, emit: Any, line: bytes) -> bool:
+def _obey(host: EngineHost, emit: Any, line: bytes) -> bool:
     """Carry out one command line; True when it says stop."""
     try:
         command = json.loads(line)
@@ -191,19 +207,12 @@ def _obey(engine: Engine, config: Config, emit: Any, line: bytes) -> bool:
         return True
     if action in ("pause", "resume", "probe_now"):
         try:
-            getattr(engine, action)(name)
+            getattr(host.engine, action)(name)
         except (KeyError, TypeError):   # a name no target has (or not a name at all)
             shown = name[:60] + "…" if isinstance(name, str) and len(name) > 60 else name
             emit(("error", f"{action}: no target named {shown!r}"))
-    elif action == "reload":
-        if config.path is None:
-            return False
-        try:
-            fresh = load_config(config.path)
-        except ConfigError as exc:
-            emit(("error", f"config not reloaded: {exc}"))
-            return False
-        engine.replace_targets(fresh.targets, fresh.settings)
+    elif action == "reload":   # the answer is a reload or config_rejected message
+        host.reload_soon("command")
     else:
         emit(("error", f"unknown command {str(action)[:40]!r}"))
     return False

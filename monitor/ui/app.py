@@ -19,22 +19,32 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input, RichLog
+from textual.widgets import Input
 
-from monitor.config.keys import BINDINGS
+from monitor import appstate
+from monitor.config import ConfigError, parse_config
+from monitor.config.keys import BINDINGS, EDITING
 from monitor.config.model import Config
 from monitor.engine.board import Board
 from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
 from monitor.engine.query import Arranger, Filter, SortMode
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 from monitor.ui import themes
-from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, transition_line
+from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
+                                 reload_line, transition_line)
+from monitor.ui.history import Past, apply_past, read_past
+from monitor.service.snapshot import BoardSnapshot
+from monitor.ui.attached import take_snapshot
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
-from monitor.ui.widgets.banner import EngineBanner
+from monitor.ui.widgets.banner import ConfigBanner, EngineBanner
+from monitor.ui.widgets.event_log import EventLog
+from monitor.ui.widgets.filter_box import FilterBox
 from monitor.ui.widgets.footer import SteadyFooter
-from monitor.ui.widgets.summary import SummaryBar
+from monitor.ui.widgets.selection import SelectionLine
+from monitor.ui.widgets.summary import BoardView, SummaryBar
 from monitor.ui.widgets.targets import (
     GROUP_PREFIX, TargetHeader, TargetTable, age_cells, group_cells, layout, row_cells,
     stale_cells)
@@ -43,25 +53,26 @@ if TYPE_CHECKING:
     from monitor.ui.screens.detail import DetailScreen
 
 EngineFactory = Callable[[Listener], EngineClient]
+RARE_KEYS = {"reload"}
+PAST_WAIT = 5.0   # seconds the board waits for history at start before going on without it
+EVENT_LOG_FROM_HISTORY = 50
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
 SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with targets pending
 
 
-class FilterInput(Input):
-    BINDINGS = [Binding("escape", "app.close_filter", "Close filter", show=False)]
-
-
 class MonitorApp(App[int]):
     TITLE = "monitor"
-    CSS = """
-    #filter { display: none; height: 1; border: none; padding: 0 1; background: $boost; }
-    #filter.shown { display: block; }
-    #event-log { height: 7; border-top: solid $panel; background: $surface; }
-    #event-log.hidden { display: none; }
-    """
-    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description)
+    # rare ones stay out of the footer (80 columns hold the daily keys); `?`
+    # and the palette list them all. `/` is a priority binding: handled as it
+    # is read, so the filter box has focus before the keys after it are
+    # handed out (see FilterBox)
+    BINDINGS = [Binding(keys, action, label, id=action, tooltip=description,
+                        show=action not in RARE_KEYS and action not in EDITING,
+                        priority=action == "filter")
                 for action, (keys, label, description) in BINDINGS.items()]
-    BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events")]
+    BINDINGS += [Binding("e", "toggle_events", "Events", show=False, id="events"),
+                 Binding("escape", "clear_filter", "Clear filter", show=False,
+                         id="clear_filter")]
 
     def __init__(self, config: Config, engine_factory: EngineFactory | None = None, *,
                  refresh: float = 0.5, clock: Callable[[], float] = time.perf_counter,
@@ -82,6 +93,11 @@ class MonitorApp(App[int]):
         self.board = Board(config.targets, config.settings.history, clock())
         self.arranger = Arranger(self.board.views.values())
         self._group_tally: dict[str, tuple[int, int]] = {}   # as of the last arrange
+        self._shown_targets = 0                              # as of the last arrange
+        self._fitted_for: tuple[int, bool] | None = None     # (targets, grouped)
+        self._table_rows = 0                                 # as many as it may need
+        self._log_least = 8                                  # the event log's least height
+        self._log_height = 0                                 # as last set
         self.filter = Filter()
         self.sort_mode = SortMode.STATUS
         self.grouped = False
@@ -94,6 +110,7 @@ class MonitorApp(App[int]):
         self._uptime: float | None = None
         self._engine_started = False
         self._detail: DetailScreen | None = None
+        self._past: asyncio.Future[Past] | None = None
         self._born = clock()
         self.wall = wall   # time of day, for what people read; `clock` measures
         self.watch = EngineWatch(clock(), wall=wall)
@@ -108,18 +125,22 @@ class MonitorApp(App[int]):
         # Kept as attributes: the refresh cycle runs several times a second and
         # must not depend on the DOM (a query during shutdown finds nothing).
         self.summary = SummaryBar(id="summary")
-        self.filter_box = FilterInput(placeholder="filter: name, down, tag:x, group:x, kind:http",
+        self.filter_box = FilterBox(placeholder="filter: name, down, tag:x, group:x, kind:http",
                                       id="filter")
         self.header = TargetHeader(id="header")
         self.table = TargetTable(id="targets")
         self.table.header = self.header
-        self.events = RichLog(id="event-log", max_lines=500, wrap=False, markup=False)
+        self.selection = SelectionLine(id="selection")
+        self.events = EventLog(id="event-log", max_lines=500)
         self.banner = EngineBanner(id="banner")
+        self.config_banner = ConfigBanner(id="config-problems")
         yield self.summary
         yield self.banner
+        yield self.config_banner
         yield self.filter_box
         yield self.header
         yield self.table
+        yield self.selection
         yield self.events
         yield SteadyFooter(compact=True, show_command_palette=False)
 
@@ -144,6 +165,9 @@ class MonitorApp(App[int]):
         self._relayout()
         self._arrange(force=True)
         table.focus()
+        # the board's past, read while the engine starts; results wait for it
+        self._past = asyncio.get_running_loop().run_in_executor(
+            None, read_past, self.config, self.clock())
         self.set_interval(self.refresh_every, self.flush)
         if self._watch_terminal:
             self._install_hangup_guards()
@@ -176,12 +200,19 @@ class MonitorApp(App[int]):
         if not table.is_attached:
             return   # shutting down: the screen is being taken apart
         touched: set[str] = set()
+        moved = False
+        if self._past is not None:
+            if not self._past.done() and self.clock() - self._born < PAST_WAIT:
+                return   # the engine's first results wait in the inbox: the past goes first
+            moved = self._take_past(touched)
+        while inbox.configs:   # first: a new target's first result needs its row
+            moved |= self._follow_config(inbox.configs.popleft(), touched)
         while inbox.results:
             result = inbox.results.popleft()
             if board.apply_result(result) is not None:
                 touched.add(result.name)
         log = self.events
-        moved = bool(inbox.changes)   # a state change re-sorts and re-filters at once
+        moved |= bool(inbox.changes)   # a state change re-sorts and re-filters at once
         while inbox.changes:
             change = inbox.changes.popleft()
             if isinstance(change, Transition):
@@ -190,6 +221,8 @@ class MonitorApp(App[int]):
                     log.write(transition_line(change, self.palette))
             elif isinstance(change, EngineUp):
                 self._engine_came_up(change.restarts)
+            elif isinstance(change, BoardSnapshot):
+                touched |= take_snapshot(self, change)
             else:
                 touched |= self._engine_went_down(change)
         now = self.clock()
@@ -220,6 +253,61 @@ class MonitorApp(App[int]):
                 refresh(touched)
         if self._settle_heap is not None:
             self._settle_once(now)
+
+    def _take_past(self, touched: set[str]) -> bool:
+        """History's samples and events onto the board, once."""
+        future, self._past = self._past, None
+        if future is None or not future.done() or future.cancelled():
+            self.events.write(error_line("history not shown: still reading it after "
+                                         f"{PAST_WAIT:g}s", self.wall_now(), self.palette))
+            return False
+        error = future.exception()
+        past = future.result() if error is None else None
+        if past is None or past.error:
+            why = past.error if past is not None else f"{type(error).__name__}: {error}"
+            self.events.write(error_line(f"history not shown: {why}", self.wall_now(),
+                                         self.palette))
+            return False
+        apply_past(self.board, past)
+        for transition in past.events[-EVENT_LOG_FROM_HISTORY:]:
+            self.events.write(transition_line(transition, self.palette))
+        if past.samples or past.events:
+            self.events.write(Text(f"{self.wall_now():%H:%M:%S} monitor started; earlier "
+                                   "lines and trends are from history", style=self.palette.muted))
+        touched.update(past.samples)
+        return True
+
+    def _follow_config(self, event: ConfigReloaded | ConfigRejected, touched: set[str]) -> bool:
+        """The engine runs another config (or refused a broken one): make the
+        board match it. True when rows came or went."""
+        if isinstance(event, ConfigRejected):
+            self.config_banner.show(event.problems)
+            for line in rejected_lines(event, self.wall_now(), self.palette):
+                self.events.write(line)
+            return False
+        self.config_banner.show(None)
+        if event.config_text == self.config.source:
+            return False   # an engine (re)started on the config the board shows
+        try:
+            config = parse_config(event.config_text, self.config.path)
+        except ConfigError as exc:   # the engine validated this very text: not expected
+            self.events.write(error_line(f"cannot follow the engine's config: {exc}",
+                                         self.wall_now(), self.palette))
+            return False
+        change = self.board.apply_config(config.targets, self.clock())
+        self.config = config
+        if config.keys:
+            self.set_keymap(config.keys)
+        self.events.write(reload_line(event, change, self.wall_now(), self.palette))
+        if not change:
+            return False
+        self.arranger = Arranger(self.board.views.values())
+        touched.update(change.added, change.changed)
+        if self._detail is not None and self._detail.name in change.removed \
+                and self.screen is self._detail:
+            self.pop_screen()
+            self.notify(f"{self._detail.name} was removed from the config", timeout=4)
+        return True
 
     def _settle_once(self, now: float) -> None:
         """Once the board is full (every target has a first result, or a long
@@ -258,6 +346,15 @@ class MonitorApp(App[int]):
             return cells if stale is None else stale_cells(cells, stale, self.palette)
 
         table.render_rows(keys, cells_for)
+        self._show_selection()
+
+    @on(TargetTable.CursorMoved)
+    def _show_selection(self) -> None:
+        """The selected row's whole reason, under the board."""
+        name = self.selected_name()
+        view = None if name is None else self.board.views.get(name)
+        self.selection.show(view, self.clock(), self.palette, self.size.width,
+                            self.watch.stale_note())
 
     def _arrange(self, force: bool) -> None:
         """Recompute which rows show and in what order (at most once a second
@@ -277,6 +374,8 @@ class MonitorApp(App[int]):
             if group is not None:
                 order.append(GROUP_PREFIX + group)
             order += [v.target.name for v in views]
+        self._shown_targets = len(order) - (len(sections) if self.grouped else 0)
+        self._fit_table()
         table = self.table
         table.show(order)
 
@@ -289,11 +388,41 @@ class MonitorApp(App[int]):
 
     def _fit(self, height: int) -> None:
         """Short terminals (80x24) give the rows more room than the event log."""
-        self.events.styles.height = 5 if height < 30 else 8
+        self._log_least = 5 if height < 30 else 8
+        self._fit_log()
+
+    def _fit_table(self) -> None:
+        """How many rows the table could ever need (filtered or not, so that
+        nothing moves while a filter is typed)."""
+        shape = (len(self.board.views), self.grouped)
+        if shape == self._fitted_for:
+            return
+        self._fitted_for = shape
+        headings = len(self._group_tally) if self.grouped else 0   # every group's, as arranged
+        self._table_rows = len(self.board.views) + headings
+        self._fit_log()
+
+    def _fit_log(self) -> None:
+        """The event log takes the room the rows leave, never less than its
+        least: at 200x50 a short board left 28 blank rows above a 7-line log.
+        (Set here, not with fr units and min/max heights: Textual's resolver
+        gives a log clamped at its minimum the whole room once the table is
+        clamped too.)"""
+        table, log = self.table, self.events
+        if log.has_class("hidden") or not table.is_attached:
+            return
+        others = sum(child.outer_size.height for child in self.screen_stack[0].children
+                     if child is not table and child is not log)
+        room = self.size.height - others   # for the table and the log
+        height = max(self._log_least, room - self._table_rows)
+        if room > 0 and height != self._log_height:
+            self._log_height = height
+            log.styles.height = height
 
     def _on_table_resized(self, width: int) -> None:
         self._relayout(width)
         self._render_visible()
+        self._fit_log()
 
     def _overall_uptime(self, now: float) -> float | None:
         values = [u for v in self.board.views.values()
@@ -301,15 +430,13 @@ class MonitorApp(App[int]):
         return sum(values) / len(values) if values else None
 
     def _show_summary(self) -> None:
-        extra = []
-        if self.filter.text:
-            extra.append(f"filter “{self.filter.text}”")
-        if self.sort_mode is not SortMode.STATUS:
-            extra.append(f"sort {self.sort_mode.value}")
+        view = BoardView(self.filter.text, self._shown_targets, len(self.board.views),
+                         None if self.sort_mode is SortMode.STATUS else self.sort_mode.value,
+                         self.grouped)
         headline = self.watch.headline()
         trouble = None if headline is None else (headline, self.watch.since())
         self.summary.show(self.board.counts(), self._uptime, self.inbox.stats,
-                          self.palette, self.size.width, extra, trouble)
+                          self.palette, self.size.width, view, trouble, self.inbox.service)
 
     # --- the engine's own health -------------------------------------------------
 
@@ -397,20 +524,25 @@ class MonitorApp(App[int]):
         if name is None or self._engine_refuses(f"pause {fmt.shorten(name, 30)}"):
             return
         view = self.board.views[name]
-        if view.state is State.PAUSED:
-            self.engine.resume(name)
-        else:
+        pausing = view.state is not State.PAUSED
+        if pausing:
             self.engine.pause(name)
+        else:
+            self.engine.resume(name)
+        # kept in the app's state file: the next start begins with it paused
+        problem = appstate.record_pause(self.config, name, pausing)
+        if problem is not None:
+            self.notify(problem, title="Pause not remembered", severity="warning", timeout=5)
 
     def action_filter(self) -> None:
-        box = self.filter_box
-        box.add_class("shown")
-        box.focus()
+        self.filter_box.open()
 
-    def action_close_filter(self) -> None:
-        box = self.filter_box
-        box.remove_class("shown")
-        self.table.focus()
+    def action_clear_filter(self) -> None:
+        """Escape on the board: the filter goes (the box says so as it closes)."""
+        if self.filter_box.is_open:
+            self.filter_box.close(keep=False)
+        elif self.filter_box.value:
+            self.filter_box.value = ""
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -418,10 +550,6 @@ class MonitorApp(App[int]):
         self._arrange(force=True)
         self._render_visible()
         self._show_summary()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.action_close_filter()
 
     def action_sort(self) -> None:
         self.sort_mode = self.sort_mode.next()
@@ -435,6 +563,7 @@ class MonitorApp(App[int]):
         self._relayout()
         self._arrange(force=True)
         self._render_visible()
+        self._show_summary()
 
     def action_theme(self) -> None:
         names = self.theme_names
@@ -442,18 +571,46 @@ class MonitorApp(App[int]):
         self.theme = names[(index + 1) % len(names)]
         self.notify(f"theme: {self.theme}", timeout=1.5)
 
+    def action_reload(self) -> None:
+        if not self._engine_refuses("reload the config"):
+            self.engine.reload()
+            self.notify(f"reloading {self.config.path}", timeout=1.5)
+
     def action_toggle_events(self) -> None:
         self.events.toggle_class("hidden")
+        self._log_height = 0   # shown again: fitted anew once laid out
 
     def action_help(self) -> None:
         from monitor.ui.screens.help import HelpScreen
         self.push_screen(HelpScreen())
 
+    # --- editing targets in the config file (screens/target_form.py) ------------------
+
+    def action_add_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "add")
+
+    def action_edit_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "edit")
+
+    def action_duplicate_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "duplicate")
+
+    def action_delete_target(self) -> None:
+        from monitor.ui.screens.target_form import start_editing
+        start_editing(self, "delete")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Main-screen actions are hidden (and off) on the detail and help screens."""
-        if action in ("filter", "sort", "group", "details", "toggle_events") \
+        if action in ("filter", "clear_filter", "sort", "group", "details", "toggle_events") \
                 and self.screen is not self.screen_stack[0]:
             return False
+        if action == "filter" and self.focused is self.filter_box:
+            return False   # `/` typed into the box is text
+        if action == "clear_filter" and not self.filter.text:
+            return False   # nothing to clear: Escape falls through
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -8,7 +8,9 @@ from datetime import datetime
 from rich.text import Text
 
 from monitor.config.durations import format_duration
+from monitor.engine.board import BoardChange
 from monitor.engine.client import EngineDown
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 
@@ -41,3 +43,23 @@ def engine_down_line(down: EngineDown, at: datetime, palette: fmt.Palette) -> Te
 def engine_up_line(restarts: int, at: datetime, palette: fmt.Palette) -> Text:
     return Text(f"{at:%H:%M:%S} engine: running again (restart {restarts}); "
                 f"targets pending until checked anew", style=palette.states[State.UP])
+
+
+def reload_line(event: ConfigReloaded, change: BoardChange, at: datetime,
+                palette: fmt.Palette) -> Text:
+    """"config reloaded: +2 −1 ~1 (+web, −old, ~api)": what the board did."""
+    named = [f"{sign}{name}" for sign, names in (("+", change.added), ("\u2212", change.removed),
+                                                 ("~", change.changed)) for name in names]
+    shown = ", ".join(named[:6]) + (f", +{len(named) - 6} more" if len(named) > 6 else "")
+    counts = f"+{len(change.added)} \u2212{len(change.removed)} ~{len(change.changed)}"
+    settings = f", settings: {', '.join(event.settings)}" if event.settings else ""
+    by = {"signal": " (SIGHUP)", "command": " (asked)", "file": ""}.get(event.source, "")
+    return Text(f"{at:%H:%M:%S} config reloaded{by}: {counts}{settings}"
+                + (f" ({shown})" if shown else ""), style=palette.states[State.UP])
+
+
+def rejected_lines(event: ConfigRejected, at: datetime, palette: fmt.Palette) -> list[Text]:
+    count = len(event.problems)
+    head = Text(f"{at:%H:%M:%S} config not reloaded ({count} problem{'s' if count != 1 else ''}); "
+                "the last good config keeps running", style=palette.error)
+    return [head, *(Text(f"  {problem}", style=palette.error) for problem in event.problems)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+import math
 from math import isnan
 
 from rich.style import Style
@@ -63,12 +64,19 @@ def latency(ms: float | None) -> str:
     return f"{ms / 1000:.1f}s"
 
 
-def percent(value: float | None, digits: int = 1) -> str:
+def percent(value: float | None, digits: int = 1, *, round_up: bool = False) -> str:
+    """`value` cut (not rounded) to `digits`: 99.96 % uptime is "99.9%", never
+    "100.0%", which reads as no failure at all (and did not fit its column).
+    `round_up` for losses: 0.4 % loss is "1%", never "0%". Either way "100%"
+    only when it is."""
     if value is None:
         return "—"
     if value >= 100:
         return "100%"
-    return f"{value:.{digits}f}%"
+    scale = 10 ** digits
+    # the epsilon keeps a float like 99.9 (stored as 99.8999...) at 99.9
+    steps = math.ceil(value * scale - 1e-9) if round_up else math.floor(value * scale + 1e-9)
+    return f"{min(steps, 100 * scale - 1) / scale:.{digits}f}%"   # 100 only when it is
 
 
 def age(seconds: float | None) -> str:

@@ -19,7 +19,9 @@ from enum import Enum
 from monitor.engine.board import Board
 from monitor.engine.client import STATS_EVERY, EngineDown, EngineStats
 from monitor.engine.result import ProbeResult
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
+from monitor.service.snapshot import BoardSnapshot, ServiceInfo
 
 # A live engine reports its statistics every STATS_EVERY seconds; this much
 # silence means it is stuck (or the pipe is), however alive its process looks.
@@ -38,11 +40,25 @@ class Inbox:
         self.results: deque[ProbeResult] = deque()
         self.changes: deque[Transition | EngineDown | EngineUp] = deque()
         self.errors: deque[str] = deque()
+        # config reloads (or the problems that stopped one): applied before
+        # results, so a new target's first result finds its row
+        self.configs: deque[ConfigReloaded | ConfigRejected] = deque()
         self.stats = EngineStats()
         self.heard = False   # the engine said something since the last refresh
+        self.service: ServiceInfo | None = None   # attached to a service: which
+        self.loading: BoardSnapshot | None = None   # a service's board, not applied yet
 
     def on_result(self, result: ProbeResult) -> None:
-        self.results.append(result)
+        # after a snapshot not yet applied: applied after it, not before
+        (self.results if self.loading is None else self.loading.trailing).append(result)
+        self.heard = True
+
+    def on_snapshot(self, snapshot: BoardSnapshot) -> None:
+        """A service's whole board (see monitor/ui/attached.py), in line with
+        the engine's ups and downs."""
+        self.changes.append(snapshot)   # type: ignore[arg-type]
+        self.service, self.loading = snapshot.service, snapshot
+        self.stats = snapshot.stats
         self.heard = True
 
     def on_transition(self, transition: Transition) -> None:
@@ -62,6 +78,12 @@ class Inbox:
 
     def on_engine_down(self, down: EngineDown) -> None:
         self.changes.append(down)
+
+    def on_reload(self, event: ConfigReloaded) -> None:
+        self.configs.append(event)
+
+    def on_config_rejected(self, event: ConfigRejected) -> None:
+        self.configs.append(event)
 
 
 class Liveness(Enum):

@@ -1,4 +1,4 @@
-"""Theme files: `themes/*.toml` beside the package and in the user config dir.
+"""Theme files: the built-in `themes/*.toml`, then the user's config dir.
 
 Textual has no theme file loader, so we read TOML, check every colour with
 `Color.parse`, collect every problem into one message, and fall back to a
@@ -12,12 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+# the chosen theme is remembered in the app's state file (not in the config dir)
+from monitor.appstate import save_theme, saved_theme  # noqa: F401  (the app's API)
 from monitor.config.fields import did_you_mean
-from monitor.config.lookup import user_config_dir
+from monitor.paths import config_dir
 
 COLOURS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
            "background", "surface", "panel", "boost")
@@ -25,15 +26,24 @@ FLAGS = ("dark", "ansi")
 KEYS = ("name", *COLOURS, *FLAGS, "luminosity_spread", "text_alpha", "variables")
 DEFAULT_THEME = "monitor-dark"
 
-# Used only when no theme file can be read (e.g. an installed package
-# without the themes folder): the same colours as themes/monitor-dark.toml.
+# Used only when no theme file can be read (a damaged install): the same
+# colours as themes/monitor-dark.toml.
 BUILTIN = Theme(name=DEFAULT_THEME, primary="#5FAFFF", secondary="#8787D7", accent="#FFAF5F",
                 success="#5FD787", warning="#FFD75F", error="#FF5F5F", foreground="#D0D0D0",
                 background="#121417", surface="#1B1E23", panel="#262A31", dark=True)
 
 
+def builtin_theme_dir() -> Path:
+    """The themes that come with monitor: a wheel carries `themes/` inside the
+    package (setup.py copies it there); a source checkout and an editable
+    install read the repository's `themes/` itself."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "themes"
+    return shipped if shipped.is_dir() else package.parent / "themes"
+
+
 def theme_dirs() -> list[Path]:
-    dirs = [Path(__file__).resolve().parents[2] / "themes", user_config_dir() / "themes"]
+    dirs = [builtin_theme_dir(), config_dir() / "themes"]
     extra = os.environ.get("MONITOR_THEMES")
     if extra:
         dirs.append(Path(extra))
@@ -106,35 +116,3 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[str]]
     if DEFAULT_THEME not in themes:
         themes[DEFAULT_THEME] = BUILTIN
     return list(themes.values()), problems
-
-
-# --- the chosen theme persists across runs ---------------------------------------
-
-def state_path() -> Path:
-    return user_config_dir() / "state.toml"
-
-
-def saved_theme() -> str | None:
-    try:
-        data = tomllib.loads(state_path().read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    theme = data.get("theme")
-    return theme if isinstance(theme, str) else None
-
-
-def save_theme(name: str) -> None:
-    """Atomically: write a temporary file beside it, then rename over it."""
-    path = state_path()
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        data = {}
-    data["theme"] = name
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".toml.tmp")
-        temporary.write_text(tomli_w.dumps(data), encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError:
-        pass   # a read-only home must not break the dashboard

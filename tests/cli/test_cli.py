@@ -147,7 +147,7 @@ async def test_sample_config_is_valid():
     assert code == 0, err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_run_headless_json_streams_and_stops_cleanly(tmp_path, web_server, sig):
     config = write_config(tmp_path / "m.toml", web_server)
     proc = await asyncio.create_subprocess_exec(
@@ -165,6 +165,9 @@ async def test_run_headless_json_streams_and_stops_cleanly(tmp_path, web_server,
         proc.send_signal(sig)
         code = await asyncio.wait_for(proc.wait(), 10)
     assert code == 0
+    assert seen[0]["event"] == "start" and seen[0]["targets"] == 2 and seen[0]["pid"] == proc.pid
+    rest = [json.loads(line) for line in (await proc.stdout.read()).splitlines()]
+    assert rest[-1]["event"] == "stop"
     results = [e for e in seen if e["event"] == "result"]
     assert results and CONTRACT_KEYS <= results[0].keys()
     down = next(e for e in seen if e["event"] == "transition" and e["name"] == "broken")
@@ -197,10 +200,12 @@ async def test_dashboard_without_a_terminal_points_to_headless(tmp_path, web_ser
     assert code == 2 and "monitor run --headless" in err and "Traceback" not in err
 
 
-async def test_run_without_headless_is_refused(tmp_path, web_server):
+async def test_run_without_headless_is_the_dashboard_which_needs_a_terminal(tmp_path, web_server):
+    """`run` opens the dashboard (tests/cli/test_terminal_options.py); with no
+    terminal it says what to use instead, as `monitor` does."""
     config = write_config(tmp_path / "m.toml", web_server)
     code, _, err = await monitor("run", "-c", str(config), cwd=tmp_path, env=clean_env(tmp_path))
-    assert code == 2 and "--headless" in err
+    assert code == 2 and "the dashboard needs a terminal" in err and "run --headless" in err
 
 
 HOSTILE_FILES = {
@@ -270,7 +275,9 @@ async def test_run_headless_json_reports_its_own_stats(tmp_path, web_server):
         await asyncio.wait_for(proc.wait(), 10)
     assert {"probes_total", "probes_per_s", "skips", "skips_per_min", "behind_s", "lag_ms",
             "dropped_results", "out_of_files", "tasks", "at"} <= stats[-1].keys()
-    assert stats[-1]["behind_s"] < 0.1 and stats[-1]["skips"] == 0   # two targets: no strain
+    # two targets: no strain. Not a timing bound (a shared machine delays starts by
+    # 0.1 s at times): below the 0.5 s at which the engine itself slips the schedule
+    assert stats[-1]["skips"] == 0 and stats[-1]["behind_s"] < 0.5
     assert stats[-1]["probes_total"] >= stats[0]["probes_total"] > 0
     # one task per target, the stats reporter, the main task, output: a small, flat number
     assert 0 < stats[-1]["tasks"] <= 20

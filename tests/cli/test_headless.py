@@ -122,14 +122,15 @@ async def test_a_stalled_reader_never_stalls_the_probes_and_is_told_what_was_dro
     config = write_config(tmp_path / "m.toml", server.base, count=10, interval="50ms",
                           padding=7000)
     read_fd, write_fd = open_channel(kind)
-    proc = await start(tmp_path, "run", "--headless", "--json", "-c", str(config),
-                       stdout=write_fd)
+    # (no stats events: one arriving among the lines read last is not "results flowing")
+    proc = await start(tmp_path, "run", "--headless", "--json", "--stats-every", "0",
+                       "-c", str(config), stdout=write_fd)
     os.close(write_fd)
     reader = PipeReader(read_fd)
     try:
-        first = await reader.lines(lambda got: got, 15)
+        first = await reader.lines(lambda got: any(b'"event":"result"' in line for line in got), 15)
         assert first, "no output"
-        line_size = len(first[0]) + 1
+        line_size = len(next(line for line in first if b'"event":"result"' in line)) + 1
 
         # Read nothing until the monitor has produced far more than the pipe and
         # any sane output buffer hold; old code stopped probing once the pipe was full.
@@ -311,3 +312,84 @@ async def test_a_record_that_fails_is_not_fatal_and_one_that_cannot_open_is_refu
                                  str(tmp_path / "no" / "such" / "dir" / "r.jsonl"),
                                  cwd=tmp_path, env=clean_env(tmp_path))
     assert code == 2 and "r.jsonl: No such file or directory" in err, err
+
+
+async def test_sighup_reloads_the_config_and_a_broken_edit_keeps_the_last_good_one(tmp_path, server):
+    """`systemctl reload` sends SIGHUP: the service applies the difference, and a
+    config that does not validate is reported (stderr and a JSON event) while
+    the last good one keeps probing."""
+    path = write_config(tmp_path / "m.toml", server.base, 2, "200ms")
+    proc = await start(tmp_path, "run", "--headless", "--json", "-c", str(path),
+                       stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    events: list[dict] = []
+
+    async def read_until(predicate) -> dict:
+        async with asyncio.timeout(15):
+            while True:
+                line = await proc.stdout.readline()
+                assert line, "run --headless ended early"
+                events.append(json.loads(line))
+                if predicate(events[-1]):
+                    return events[-1]
+
+    try:
+        await read_until(lambda e: e["event"] == "result" and e["name"] == "t1")
+        write_config(path, server.base, 3, "200ms")   # t2 appended; t0 and t1 unchanged
+        proc.send_signal(signal.SIGHUP)
+        reload = await read_until(lambda e: e["event"] == "reload")
+        assert (reload["added"], reload["removed"], reload["changed"]) == (["t2"], [], [])
+        assert reload["source"] == "signal" and reload["summary"] == "+1 \u22120 ~0"
+        await read_until(lambda e: e["event"] == "result" and e["name"] == "t2")
+
+        path.write_text(path.read_text() + '\n[[targets]]\nname = "t3"\nkind = "http"\n')
+        proc.send_signal(signal.SIGHUP)
+        rejected = await read_until(lambda e: e["event"] == "config_error")
+        assert rejected["problems"] and all(p.startswith(f"{path}:") for p in rejected["problems"])
+        assert any("url" in p for p in rejected["problems"])
+        after = len(events)
+        await read_until(lambda e: e["event"] == "result" and e["name"] == "t2")
+        assert not any(e.get("name") == "t3" for e in events[after:])
+    finally:
+        code, err = await stop(proc)
+    assert code == 0
+    assert "config not reloaded (1 problem); still running the last good one:" in err
+    assert f"{path}:" in err
+
+
+async def test_history_survives_a_restart_and_one_config_has_one_writer(tmp_path, server):
+    """`run --headless` writes history: after a stop and a start, `monitor
+    history` has the first run's results beside the second's; a second
+    service on the same config is refused, naming the first."""
+    path = write_config(tmp_path / "m.toml", server.base, 1, "100ms")
+    env = clean_env(tmp_path)
+
+    async def one_run(results: int) -> None:
+        proc = await start(tmp_path, "run", "--headless", "--json", "-c", str(path),
+                           stdout=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        seen = 0
+        try:
+            async with asyncio.timeout(15):
+                while seen < results:
+                    line = await proc.stdout.readline()
+                    assert line, "run --headless ended early"
+                    seen += json.loads(line)["event"] == "result"
+            if results == 3:   # while the first one runs, a second is refused
+                code, out, err = await monitor("run", "--headless", "-c", str(path),
+                                               cwd=tmp_path, env=env)
+                assert code == 2, (out, err)
+                assert f"pid {proc.pid}" in err and "Traceback" not in err
+        finally:
+            code, err = await stop(proc)
+        assert code == 0, err
+
+    await one_run(3)
+    await one_run(2)
+    code, out, err = await monitor("history", "t0", "--json", "-c", str(path),
+                                   cwd=tmp_path, env=env)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    samples = [r for r in rows if "latency_ms" in r]
+    assert len(samples) >= 5, rows   # both runs' results, the first run's kept across the restart
+    assert all(s["status"] == "up" for s in samples)

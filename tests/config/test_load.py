@@ -94,7 +94,7 @@ BROKEN = [
     ("[[targets]]\nkind = \"http\"\nurl = \"http://x/\"\n",
      ["cfg.toml:1: targets[#1].name: required for this kind but missing"]),
     ("[[targets]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/${NOPE}\"\n",
-     ["cfg.toml:4: targets[1].url: environment variable NOPE is not set"]),
+     ["cfg.toml:4: targets[a].url: environment variable NOPE is not set"]),
     ("[[targets]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nheaders = { A = 1 }\n",
      ["cfg.toml:5: targets[a].headers: A: expected a string, got an integer"]),
     ("[[targets]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\nmethod = \"GET\"\nbody = \"x\"\n",

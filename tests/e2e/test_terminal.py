@@ -7,6 +7,7 @@ these tests skip and say why.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -63,6 +64,10 @@ class Terminal:
     def press(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.name, *keys)
 
+    def type(self, text: str) -> None:
+        """`text` in one write to the terminal, as a paste or a laggy link delivers it."""
+        self.run("send-keys", "-t", self.name, "-l", text)
+
     def wait_for(self, predicate: Callable[[str], bool], seconds: float = 20) -> str:
         deadline = time.monotonic() + seconds
         screen = ""
@@ -78,8 +83,12 @@ class Terminal:
                               capture_output=True, timeout=10).returncode == 0
 
 
+ROW = re.compile(r"\s*(\S+ (UP|DEGR|DOWN|PEND|PAUS)|STALE|▾)\s")
+
+
 def table_rows(screen: str) -> list[str]:
-    """The target rows: below the table header, above the event log's rule."""
+    """The target rows: below the table header, above the event log's rule
+    (and not the line about the selected row, just above the rule)."""
     lines = screen.splitlines()
     start = next((i for i, line in enumerate(lines) if "Last error" in line), None)
     if start is None:
@@ -88,7 +97,7 @@ def table_rows(screen: str) -> list[str]:
     for line in lines[start + 1:]:
         if line.strip().startswith("─"):
             break
-        if line.strip():
+        if ROW.match(line):
             rows.append(line)
     return rows
 
@@ -196,23 +205,52 @@ def test_dashboard_in_a_real_terminal(dashboard: tuple[Terminal, Path]):
     assert pids_for(str(config)) == [], "an engine process outlived the dashboard"
 
 
+def test_keys_after_slash_in_one_write_are_all_filter_text(dashboard: tuple[Terminal, Path]):
+    """`/tag:squid` arriving in one read used to quit (`q`); `/group:web`
+    grouped (`g`), paused (`p`) and hid the log (`e`)."""
+    term, _ = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "DOWN" in s and "refused" in s)
+    term.type("/tag:squid")
+    term.press("Enter")
+    screen = term.wait_for(lambda s: "filter “tag:squid”" in s.splitlines()[0])
+    assert term.alive() and table_rows(screen) == []
+    term.press("Escape")                                          # clears the filter
+    term.wait_for(lambda s: "filter" not in s.splitlines()[0] and len(table_rows(s)) == 3)
+    term.type("/group:web")
+    term.press("Enter")
+    screen = term.wait_for(lambda s: "filter “group:web”" in s.splitlines()[0]
+                           and len(table_rows(s)) == 2)
+    rows = table_rows(screen)
+    assert {row.split()[2] for row in rows} == {"fast-site", "broken-site"}
+    assert not any("PAUS" in row or "▾" in row for row in rows)   # not paused, not grouped
+    assert "grouped" not in screen.splitlines()[0] and "→" in screen   # log still shown
+    term.press("q")
+
+
 def nice_of(proc: Path) -> int:
     """The nice value of /proc/PID or /proc/PID/task/TID (field 19 of its stat)."""
     return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def test_screen_yields_the_cpu_to_the_engine(dashboard: tuple[Terminal, Path]):
-    """Rendering must never delay a measurement: the UI runs at nice 19 (all
-    its threads), the engine process it started at normal priority."""
+    """Rendering must never delay a measurement: every thread of the UI runs
+    at nice 19 (`--ui-nice`), the engine it started at the priority it was
+    given. Relative, so that it holds when the suite itself runs under
+    `nice`: the engine keeps ours, the screen goes as far below as it can."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    if ours >= 19:
+        pytest.skip("the suite runs at nice 19: there is no lower priority to yield to")
     term, config = dashboard
     term.wait_for(lambda s: "fast-site" in s and "UP" in s)
     engine = pids_for("engine-worker")
     engine = [pid for pid in engine if pid in pids_for(str(config))]
     ui = [pid for pid in pids_for(str(config)) if pid not in engine]
     assert len(engine) == 1 and len(ui) == 1
-    assert nice_of(Path("/proc") / str(engine[0])) == 0
+    engine_nice = nice_of(Path("/proc") / str(engine[0]))
+    assert engine_nice == ours                       # not lowered with the screen
     threads = list((Path("/proc") / str(ui[0]) / "task").iterdir())
-    assert len(threads) > 1 and all(nice_of(t) == 19 for t in threads)
+    assert len(threads) > 1
+    assert {nice_of(t) - engine_nice for t in threads} == {19 - ours}
 
 
 def test_hangup_ends_dashboard_and_engine(dashboard: tuple[Terminal, Path]):
@@ -239,6 +277,81 @@ def test_reduced_colour_terminals(dashboard: tuple[Terminal, Path], forbidden: l
     assert "\x1b[" in styled                      # it is coloured...
     for sequence in forbidden:                    # ...within the terminal's palette
         assert sequence not in styled, f"{sequence!r} used on a reduced-colour terminal"
+    term.press("q")
+
+
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def backgrounds_by_line(styled: str) -> list[tuple[str, set[str]]]:
+    """Each line of a `capture-pane -e` screen as (its text, the backgrounds
+    behind its visible characters), reverse video taken into account."""
+    fg, bg, reverse = "default fg", "default bg", False
+    lines = []
+    for line in styled.split("\n"):
+        text, seen, at = "", set(), 0
+        for match in [*SGR.finditer(line), None]:
+            chunk = line[at:match.start() if match else len(line)]
+            text += chunk
+            if chunk.strip():
+                seen.add(fg if reverse else bg)
+            if match is None:
+                break
+            at = match.end()
+            params = [int(p) if p else 0 for p in match.group(1).split(";")]
+            while params:
+                code = params.pop(0)
+                if code in (38, 48):          # 38;5;N or 38;2;R;G;B
+                    size = 1 if params[0] == 5 else 3
+                    value = ";".join(map(str, params[:size + 1]))
+                    params = params[size + 1:]
+                    fg, bg = (value, bg) if code == 38 else (fg, value)
+                elif code == 0:
+                    fg, bg, reverse = "default fg", "default bg", False
+                elif code == 7 or code == 27:
+                    reverse = code == 7
+                elif 30 <= code <= 37 or 90 <= code <= 97 or code == 39:
+                    fg = "default fg" if code == 39 else str(code)
+                elif 40 <= code <= 47 or 100 <= code <= 107 or code == 49:
+                    bg = "default bg" if code == 49 else str(code)
+        lines.append((text, seen))
+    return lines
+
+
+def rows_that_stand_out(styled: str) -> tuple[list[str], list[str]]:
+    """The table's rows, and those whose backgrounds no other row shares."""
+    lines = backgrounds_by_line(styled)
+    start = next((i for i, (text, _) in enumerate(lines) if "Last error" in text), None)
+    rows = []
+    for text, seen in lines[start + 1:] if start is not None else []:
+        if text.strip().startswith("─"):
+            break
+        if ROW.match(text):
+            rows.append((text, seen))
+    return [text for text, _ in rows], [
+        text for text, seen in rows if all(seen.isdisjoint(other) for t, other in rows
+                                           if t is not text)]
+
+
+@pytest.mark.parametrize("dashboard", [
+    {"COLORTERM": "truecolor"}, {"TEXTUAL_COLOR_SYSTEM": "256"},
+    {"TEXTUAL_COLOR_SYSTEM": "standard"}, {"TERM": "xterm"},
+], indirect=True, ids=["truecolor", "256-colours", "16-colours", "plain-xterm"])
+def test_the_selected_row_stands_out_in_every_theme(dashboard: tuple[Terminal, Path]):
+    term, _ = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "DOWN" in s and "refused" in s)
+    for _theme in range(4):                        # every theme shipped, in turn
+        term.press("t")
+        for key, row in (("Home", 0), ("j", 1)):   # the first row, then the second
+            term.press(key)
+            deadline = time.monotonic() + 10
+            while True:
+                styled = term.run("capture-pane", "-p", "-e", "-t", term.name)
+                rows, standing_out = rows_that_stand_out(styled)
+                if len(rows) == 3 and standing_out == [rows[row]]:
+                    break
+                assert time.monotonic() < deadline, f"row {row} does not stand out:\n{styled}"
+                time.sleep(0.1)
     term.press("q")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
+from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.client import (
     EngineDown, EngineStats, InProcessEngine, ProcessEngine, RestartPolicy)
 from monitor.engine.result import ProbeResult
@@ -28,6 +29,8 @@ class Listener:
         self.errors: list[str] = []
         self.ups: list[int] = []
         self.downs: list[EngineDown] = []
+        self.reloads: list[ConfigReloaded] = []
+        self.rejected: list[ConfigRejected] = []
 
     def on_result(self, result: ProbeResult) -> None:
         self.results.append(result)
@@ -46,6 +49,12 @@ class Listener:
 
     def on_engine_down(self, down: EngineDown) -> None:
         self.downs.append(down)
+
+    def on_reload(self, event: ConfigReloaded) -> None:
+        self.reloads.append(event)
+
+    def on_config_rejected(self, event: ConfigRejected) -> None:
+        self.rejected.append(event)
 
 
 async def wait_for(predicate, seconds: float = 10.0) -> None:
@@ -80,13 +89,22 @@ async def test_process_engine_streams_results_and_obeys_commands(tmp_path, contr
         engine.resume("good")
         await wait_for(lambda: str(got.transitions[-1].to_state) == "up")
 
+        # the engine says which config it runs when it starts, and after each reload
+        assert [r.source for r in got.reloads] == ["start"]
+        assert 'name = "bad"' in got.reloads[0].config_text
         write(path, control_server, ["good", "new"])
-        engine.reload(load_config(path))
+        engine.reload()
         await wait_for(lambda: any(r.name == "new" for r in got.results))
+        reload = got.reloads[-1]
+        assert (reload.added, reload.removed, reload.changed) == (("new",), ("bad",), ())
+        assert reload.source == "command" and 'name = "new"' in reload.config_text
         path.write_text("[settings]\ninterval = 'soon'\n")
-        engine._send({"cmd": "reload"})   # the UI would refuse to send a broken config; the worker must cope
-        await wait_for(lambda: got.errors)
-        assert "config not reloaded" in got.errors[0] and "interval" in got.errors[0]
+        engine.reload()   # a broken file: the last good config runs on, the problems are told
+        await wait_for(lambda: got.rejected)
+        problem, = got.rejected[0].problems
+        assert problem.startswith(f"{path}:2: settings.interval:")
+        seen = len(got.results)
+        await wait_for(lambda: len(got.results) > seen + 2)   # still probing
     finally:
         await engine.stop()
     assert engine._proc is not None and engine._proc.returncode == 0

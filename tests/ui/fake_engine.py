@@ -38,7 +38,7 @@ class FakeEngine:
     def probe_now(self, name: str) -> None:
         self.commands.append(("probe_now", name))
 
-    def reload(self, config: object) -> None:
+    def reload(self) -> None:
         self.commands.append(("reload", ""))
 
     # --- scripting ----------------------------------------------------------------

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from rich.text import Text
-from textual.widgets import RichLog
 
 from monitor.config import parse_config
 from monitor.engine.client import EngineDown, ProcessEngine, RestartPolicy
@@ -22,6 +21,7 @@ from monitor.ui import format as fmt
 from monitor.ui.app import MonitorApp
 from monitor.ui.inbox import EngineWatch, Liveness
 from monitor.ui.screens.detail import DetailScreen
+from monitor.ui.widgets.event_log import EventLog
 from monitor.ui.widgets.targets import TargetTable, same_cells, stale_cells
 from tests.ui.conftest import make_app, populate, screen_ready
 
@@ -68,7 +68,7 @@ def summary(app: MonitorApp) -> str:
 
 
 def log_text(app: MonitorApp) -> str:
-    return "\n".join(line.text for line in app.query_one("#event-log", RichLog).lines)
+    return "\n".join(line.plain for line in app.query_one("#event-log", EventLog).lines)
 
 
 def notes(app: MonitorApp) -> str:

@@ -21,6 +21,13 @@ SIZES = [(80, 24), (120, 40)]
 THEMES = ["monitor-dark", "monitor-light"]
 
 
+@pytest.fixture(autouse=True)
+def truecolor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app draws for the colours the terminal has (the cursor row is
+    reverse video in 16): the same terminal for every run, wherever it runs."""
+    monkeypatch.setenv("COLORTERM", "truecolor")
+
+
 def prepare(theme: str, detail: str | None = None):
     async def run_before(pilot) -> None:
         app = pilot.app

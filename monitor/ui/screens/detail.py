@@ -18,7 +18,9 @@ from monitor.engine.board import TargetView
 from monitor.probes.base import PHASES
 from monitor.probes.text import printable, redact_url
 from monitor.ui import format as fmt
+from monitor.ui.details import CERT_DETAILS, detail_rows
 from monitor.ui.widgets.chart import LatencyChart
+from monitor.ui.widgets.selection import reason_text
 from monitor.ui.widgets.footer import SteadyFooter
 
 
@@ -34,6 +36,7 @@ class DetailScreen(Screen[None]):
     DEFAULT_CSS = """
     DetailScreen { layout: vertical; }
     #title { height: 1; background: $panel; padding: 0 1; }
+    #reason { height: auto; padding: 0 1; }
     #chart { height: 10; margin: 1 1 0 1; }
     DetailScreen Horizontal { height: auto; }
     .box { width: 1fr; height: auto; border: round $panel; border-title-color: $primary;
@@ -45,17 +48,22 @@ class DetailScreen(Screen[None]):
         self.target_name = name
         self._composed = False   # set in on_mount, once the boxes exist
         self._drawn = False
-        self._config_lines: list[str] | None = None   # the file, read on first use
+        self._config_lines: list[str] | None = None   # the running config's lines
+        self._config_source: str | None = None
+        self._disk_stamp: tuple[int, int] | None = None
+        self._disk_text: str | None = None
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: the app's refresh cycle updates them several times
         # a second, also while the screen is being taken apart at exit.
         self.title_line = Static(id="title")
+        self.reason_line = Static(id="reason")
         self.chart = LatencyChart(id="chart")
         self.boxes = {key: Static(id=key, classes="box")
                       for key in ("stats", "phases", "cert", "events", "config")}
         self.scroller = VerticalScroll()
         yield self.title_line
+        yield self.reason_line
         yield self.chart
         with self.scroller:
             with Horizontal(id="columns"):
@@ -115,6 +123,8 @@ class DetailScreen(Screen[None]):
         title = Text.assemble(state, "  ", (view.target.name, "bold"), "  ",
                               (f"{view.target.kind} {shown}  {lasting}", palette.muted))
         self.title_line.update(title)
+        # the whole reason under the title (in the phases box it wrapped into a column)
+        self.reason_line.update(reason_text(view, now, palette))
         if self.target_name not in touched and self._drawn:
             return
         self._drawn = True
@@ -132,7 +142,7 @@ class DetailScreen(Screen[None]):
         rows = [("last", fmt.latency(s.last_ms)), ("min", fmt.latency(s.min_ms)),
                 ("avg", fmt.latency(s.avg_ms)), ("p50", fmt.latency(s.p50_ms)),
                 ("p95", fmt.latency(s.p95_ms)), ("max", fmt.latency(s.max_ms)),
-                ("jitter", fmt.latency(s.jitter_ms)), ("loss", fmt.percent(s.loss_pct)),
+                ("jitter", fmt.latency(s.jitter_ms)), ("loss", fmt.percent(s.loss_pct, round_up=True)),
                 ("uptime", fmt.percent(s.uptime_pct, 2)),
                 ("checks", f"{s.checks} ({s.failures} failed)")]
         for label, value in rows:
@@ -152,30 +162,33 @@ class DetailScreen(Screen[None]):
                 grid.add_row(phase, fmt.latency(last.get(phase)), fmt.latency(average.get(phase)))
         if not last and not average:
             grid.add_row("(no phases yet)", "", "")
-        if view.last is not None and view.last.reason:
-            grid.add_row("reason", view.last.reason, "")
         return grid
 
     def _cert(self, view: TargetView, palette: fmt.Palette) -> Text | Table:
-        cert = view.last.cert if view.last else None
-        if cert is None:
-            details = view.last.details if view.last else {}
-            text = Text("no certificate for this target", style=palette.muted)
-            if details:
-                text = Text("\n".join(f"{k}: {_shown(v)}" for k, v in list(details.items())[:8]))
-            return text
-        days = view.last.cert_days_left if view.last else None
+        last = view.last
+        if last is None:
+            return Text("nothing measured yet", style=palette.muted)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
-        grid.add_row("subject", cert.subject)
-        grid.add_row("issuer", cert.issuer)
-        grid.add_row("expires", f"{cert.expires_at:%Y-%m-%d %H:%M} UTC ({days:.1f} days)"
-                     if days is not None else str(cert.expires_at))
-        grid.add_row("earliest", cert.earliest)
-        if cert.hostname_match is not None:
-            grid.add_row("host name", "matches" if cert.hostname_match else "MISMATCH")
-        grid.add_row("chain", f"{cert.chain_length} certificates")
+        details = dict(last.details or {})
+        cert = last.cert
+        if cert is not None:
+            days = last.cert_days_left
+            grid.add_row("subject", cert.subject)
+            grid.add_row("issuer", cert.issuer)
+            grid.add_row("expires", f"{cert.expires_at:%Y-%m-%d %H:%M} UTC ({days:.1f} days)"
+                         if days is not None else str(cert.expires_at))
+            grid.add_row("earliest", cert.earliest)
+            if cert.hostname_match is not None:
+                grid.add_row("host name", "matches" if cert.hostname_match else "MISMATCH")
+            grid.add_row("chain", f"{cert.chain_length} certificates")
+            for said in CERT_DETAILS:   # the certificate's own facts, said above
+                details.pop(said, None)
+        for label, value in detail_rows(details):
+            grid.add_row(label, value)
+        if not grid.rows:
+            return Text("no certificate, and no details in the last result", style=palette.muted)
         return grid
 
     def _events(self, view: TargetView, palette: fmt.Palette) -> Text:
@@ -192,20 +205,16 @@ class DetailScreen(Screen[None]):
         return lines
 
     def _config_text(self) -> Text:
-        """The target's block as written in the file: comments kept, and
-        ${SECRETS} unexpanded."""
+        """The target's block as the engine runs it (comments kept, ${SECRETS}
+        unexpanded), and whether the file on disk says something else now."""
         view = self.view
-        path = self.app.config.path  # type: ignore[attr-defined]
-        if view is None or path is None:
+        config = self.app.config  # type: ignore[attr-defined]
+        if view is None:
             return Text("")
+        if self._config_lines is None or self._config_source is not config.source:
+            self._config_source = config.source   # a reload brings another text
+            self._config_lines = config.source.splitlines()
         lines = self._config_lines
-        if lines is None:
-            # read once: 10,000 targets are a 60,000-line file, ~20 ms a read,
-            # and the running engine reads the file as it was at start anyway
-            try:
-                lines = self._config_lines = path.read_text(encoding="utf-8").splitlines()
-            except OSError:
-                return Text("")
         start = max(0, view.target.line - 1)
         block = [lines[start]] if start < len(lines) else []
         for line in lines[start + 1:]:
@@ -215,7 +224,52 @@ class DetailScreen(Screen[None]):
         while block and not block[-1].strip():
             block.pop()
         shown = "\n".join(printable(_hide_password(line)) for line in block)
-        return Text(f"# {path.name}:{view.target.line}\n" + shown)
+        where = f"{config.path.name}:{view.target.line}" if config.path else "config"
+        text = Text(f"# running, from {where}\n", style="dim")
+        text.append(shown)
+        note = self._disk_note(config)
+        if note:
+            text.append(f"\n{note}", style="bold")
+        return text
+
+    def _disk_note(self, config: object) -> str | None:
+        """Whether the file on disk differs from the running config: a save
+        not applied yet, or one that does not validate. A stat, and a read
+        only when the file changed since the last look (10,000 targets are a
+        60,000-line file)."""
+        path = getattr(config, "path", None)
+        if path is None:
+            return None
+        try:
+            status = path.stat()
+            stamp = (status.st_mtime_ns, status.st_size)
+            if stamp != self._disk_stamp:
+                self._disk_stamp = stamp
+                raw = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
+                self._disk_text = raw.replace("\r\n", "\n").replace("\r", "\n")
+        except OSError as exc:
+            return f"# the file cannot be read now: {exc.strerror or exc}"
+        running = getattr(config, "source", "")
+        if self._disk_text == running:
+            return None
+        # the file changed: this target's block, or only others'? (both texts
+        # are split only now, when they differ: 10,000 blocks take a while)
+        from monitor.config.edit import EditError, target_block
+        try:
+            ours = target_block(running, self.target_name).source
+        except EditError:
+            ours = None
+        try:
+            on_disk: str | None = target_block(self._disk_text or "", self.target_name).source
+        except EditError:
+            on_disk = None
+        if ours is not None and on_disk == ours:
+            return None
+        broken = self.app.config_banner.has_class("shown")  # type: ignore[attr-defined]
+        what = ("this target is not in the file on disk any more" if on_disk is None
+                else "this target's block differs in the file on disk")
+        return (f"# {what}: the file has problems (see the banner above)" if broken
+                else f"# {what}: saved since, not applied yet")
 
     def action_probe_now(self) -> None:
         self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
@@ -232,10 +286,3 @@ def _hide_password(line: str) -> str:
     """A config line as it may be shown: URL passwords and literal
     `password` values replaced by ***."""
     return _PASSWORD_VALUE.sub(r"\1\2***\2", redact_url(line))
-
-
-def _shown(value: object) -> str:
-    """A details value for people: lists without brackets, a lost echo as "lost"."""
-    if isinstance(value, list):
-        return ", ".join("lost" if item is None else str(item) for item in value) or "—"
-    return str(value)

@@ -35,39 +35,51 @@ class Column:
     key: str
     label: str
     width: int
-    min_screen: int        # shown only when the terminal is at least this wide
 
 
-# Narrow terminals drop the less important columns first; the name, state,
-# latency, trend, uptime and last error always stay.
+# The state, name, latency, trend, uptime and last error always show; the
+# others join, most useful first, only while the error column keeps room for
+# a whole reason ("expected 2xx, got 503 Service Unavailable" is 41 cells):
+# at 100 columns a cut reason cost more than p95, loss and age gave.
 COLUMNS = (
-    Column("state", "State", 6, 0),
-    Column("name", "Target", 16, 0),
-    Column("group", "Group", 12, 150),
-    Column("kind", "Kind", 4, 110),
-    Column("last", "Last", 7, 0),
-    Column("trend", "Trend", 10, 0),
-    Column("p95", "p95", 7, 100),
-    Column("loss", "Loss", 5, 90),
-    Column("uptime", "Up", 5, 0),
-    Column("age", "Age", 3, 96),
-    Column("error", "Last error", 0, 0),
+    Column("state", "State", 6),
+    Column("name", "Target", 16),
+    Column("group", "Group", 12),
+    Column("kind", "Kind", 4),
+    Column("last", "Last", 7),
+    Column("trend", "Trend", 10),
+    Column("p95", "p95", 7),
+    Column("loss", "Loss", 5),
+    Column("uptime", "Up", 5),
+    Column("age", "Age", 3),
+    Column("error", "Last error", 0),
 )
+ESSENTIAL = ("state", "name", "last", "trend", "uptime", "error")
+OPTIONAL = ("p95", "loss", "age", "kind", "group")   # in the order they join
+ERROR_ROOM = 40
 
 
 def layout(screen_width: int, grouped: bool) -> list[Column]:
     """Columns for this width, with name, trend and error sized to fill it."""
-    chosen = [c for c in COLUMNS if screen_width >= c.min_screen
-              and not (grouped and c.key == "group")]
     name_width = 16 if screen_width < 120 else 22
     trend_width = 10 if screen_width < 120 else (16 if screen_width < 160 else 30)
-    sized = []
-    for column in chosen:
-        width = {"name": name_width, "trend": trend_width}.get(column.key, column.width)
-        sized.append(Column(column.key, column.label, width, column.min_screen))
-    used = sum(c.width + 2 for c in sized if c.key != "error") + 2   # padding, scrollbar
-    sized[-1] = Column("error", "Last error", max(12, screen_width - used - 2), 0)
-    return sized
+    wide = {"name": name_width, "trend": trend_width}
+
+    def sized(keys: set[str]) -> list[Column]:
+        return [Column(c.key, c.label, wide.get(c.key, c.width))
+                for c in COLUMNS if c.key in keys]
+
+    def error_room(columns: list[Column]) -> int:
+        used = sum(c.width + 2 for c in columns if c.key != "error") + 2   # + scrollbar
+        return screen_width - used - 2
+
+    keys = set(ESSENTIAL)
+    for key in OPTIONAL:
+        if not (grouped and key == "group") and error_room(sized(keys | {key})) >= ERROR_ROOM:
+            keys.add(key)
+    columns = sized(keys)
+    columns[-1] = Column("error", "Last error", max(12, error_room(columns)))
+    return columns
 
 
 class TargetHeader(Static):
@@ -193,6 +205,9 @@ class TargetTable(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0, always_update=False)
 
+    class CursorMoved(Message):
+        """Another row is selected (the line under the board follows it)."""
+
     class Selected(Message):
         """Enter (or a click on the highlighted row)."""
 
@@ -293,6 +308,7 @@ class TargetTable(ScrollView, can_focus=True):
     def watch_cursor_row(self, old: int, new: int) -> None:
         self.refresh_line(old)
         self.refresh_line(new)
+        self.post_message(self.CursorMoved())
 
     # --- content ------------------------------------------------------------
 
@@ -331,12 +347,28 @@ class TargetTable(ScrollView, can_focus=True):
             strip = self._row_strip(self._cells.get(key, {}), base)
             self._strips[key] = strip
             self.rendered_rows += 1
-        if index == self.cursor_row:
-            strip = strip.apply_style(self.get_component_rich_style("targettable--cursor"))
         x = int(self.scroll_x)
-        if x == 0 and strip.cell_length == width:
-            return strip
-        return strip.crop_extend(x, x + width, base)
+        if x != 0 or strip.cell_length != width:
+            strip = strip.crop_extend(x, x + width, base)
+        if index == self.cursor_row:
+            # on top of the cells' own styles (under them, as Strip.apply_style
+            # puts it, every cell's background hid the cursor's), to the edge
+            strip = Strip(Segment.apply_style(strip, post_style=self._cursor_style()),
+                          strip.cell_length)
+        return strip
+
+    def _cursor_style(self) -> Style:
+        """The selected row's look: the theme's cursor colours, or reverse
+        video where colours cannot be trusted to differ from a row's (16
+        colours, no colour, themes in the terminal's own palette, whose
+        white may be its background)."""
+        app = self.app
+        if app.console.color_system in (None, "standard", "windows") or app.current_theme.ansi:
+            return Style(reverse=True, bold=True) if self.has_focus else Style(underline=True)
+        style = self.get_component_rich_style("targettable--cursor")
+        if self.has_focus:
+            return style
+        return Style(bgcolor=style.bgcolor)   # the filter has the keys: cells keep their colours
 
     def _row_strip(self, cells: dict[str, Text], base: Style) -> Strip:
         columns = self.columns_now
@@ -417,7 +449,7 @@ def row_cells(view: TargetView, columns: list[Column], now: float,
         elif key == "loss":
             loss = summary.loss_pct
             style = palette.error if loss else None
-            cells[key] = Text(fmt.percent(loss, 0), style=style, justify="right")
+            cells[key] = Text(fmt.percent(loss, 0, round_up=True), style=style, justify="right")
         elif key == "uptime":
             cells[key] = Text(fmt.percent(summary.uptime_pct), justify="right")
     cells.update(age_cells(view, columns, now, palette))

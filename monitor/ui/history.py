@@ -1,0 +1,122 @@
+"""The board's past, read from the history database at start.
+
+The engine process writes history; the dashboard only reads it (read-only:
+it works beside any writer). At start each target's recent samples and
+events come back onto the board before the first new probe, so a restart
+looks like a continuation; its state stays PENDING until probed again (a
+state from before the restart is history, not a claim about now). Uptime
+windows (1 h, 24 h, 7 d, 30 d) are read again now and then, in a thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from monitor.config.model import Config
+from monitor.engine.board import Board
+from monitor.engine.result import ProbeResult
+from monitor.engine.state import State, Transition
+from monitor.store.connect import HistoryError
+from monitor.store.history import HistoryStore
+from monitor.store.location import history_location
+from monitor.store.views import StoredEvent, WindowUptime
+
+SAMPLES_AT_START = 120    # per target: a sparkline and a chart's worth, not the whole window
+EVENTS_AT_START = 200     # in all, newest kept: the event log's worth
+_STATES = {state.value: state for state in State}
+
+
+@dataclass
+class Past:
+    """What history knew at start."""
+    samples: dict[str, list[ProbeResult]] = field(default_factory=dict)
+    events: list[Transition] = field(default_factory=list)
+    error: str | None = None     # why nothing could be read (None: read, or no history yet)
+
+
+def open_reader(config: Config) -> HistoryStore | None:
+    """The config's history, read-only; None when history is off or not
+    written yet. Raises HistoryError when it cannot be read."""
+    where = history_location(config)
+    if where is None or where == ":memory:":
+        return None
+    try:
+        return HistoryStore.open(where, read_only=True)
+    except HistoryError as exc:
+        if "no history yet" in str(exc):
+            return None
+        raise
+
+
+def read_past(config: Config, now_mono: float) -> Past:
+    """Recent samples and events of the config's targets (in a thread: at
+    1,000 targets this reads 120,000 rows). Monotonic times are placed on the
+    caller's clock, as if the samples had been taken by this run."""
+    try:
+        store = open_reader(config)
+        if store is None:
+            return Past()
+        try:
+            names = [t.name for t in config.targets]
+            stored = store.recent_samples(names, limit=min(SAMPLES_AT_START,
+                                                           config.settings.history))
+            events = store.events(limit=EVENTS_AT_START)
+        finally:
+            store.close()
+    except HistoryError as exc:
+        return Past(error=str(exc))
+    offset = now_mono - time.time()   # wall seconds -> this process's monotonic clock
+    targets = {t.name: t for t in config.targets}
+    samples: dict[str, list[ProbeResult]] = {}
+    for name, rows in stored.items():
+        target = targets[name]
+        results = []
+        for row in rows:
+            result = row.as_result(target.kind, target.display_target)
+            result.started = row.at + offset
+            results.append(result)
+        samples[name] = results
+    return Past(samples, [t for e in events if (t := _transition(e, offset)) is not None
+                          and t.name in targets])
+
+
+def _transition(event: StoredEvent, offset: float) -> Transition | None:
+    before, after = _STATES.get(event.from_state), _STATES.get(event.to_state)
+    if before is None or after is None:   # "removed": the target left the config then
+        return None
+    return Transition(event.name, before, after, event.reason,
+                      datetime.fromtimestamp(event.at, UTC), event.at + offset,
+                      event.previous_for)
+
+
+def apply_past(board: Board, past: Past) -> None:
+    """Samples and events onto the board; states untouched (PENDING)."""
+    for name, results in past.samples.items():
+        view = board.views.get(name)
+        if view is None:
+            continue
+        for result in results:
+            view.apply_result(result)
+    for transition in past.events:
+        board.events.append(transition)
+        view = board.views.get(transition.name)
+        if view is not None:
+            view.events.append(transition)
+
+
+def read_uptime(config: Config) -> dict[str, list[WindowUptime]]:
+    """Every target's uptime windows now (in a thread); {} without history."""
+    try:
+        store = open_reader(config)
+    except HistoryError:
+        return {}
+    if store is None:
+        return {}
+    try:
+        return store.uptime([t.name for t in config.targets])
+    except HistoryError:
+        return {}
+    finally:
+        store.close()

@@ -1,0 +1,3 @@
+"""The loopback server the engine tests use: per-path status and delay."""
+
+from tests.engine.conftest import ControlServer, control_server  # noqa: F401 (a fixture)
