@@ -43,12 +43,29 @@ class SlotQueue:
     waiter is queued, so the free path is one comparison and no allocation.
     """
 
-    __slots__ = ("free", "_waiters", "_count")
+    __slots__ = ("size", "free", "_waiters", "_count", "_owed")
 
     def __init__(self, size: int) -> None:
+        self.size = size
         self.free = size
         self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
         self._count = 0   # ties between equal keys go in arrival order
+        self._owed = 0    # slots to take back as probes finish (the cap was lowered)
+
+    def resize(self, size: int) -> None:
+        """A new cap at run time (a reload): more slots go to waiters at once;
+        fewer are taken from the free ones, and the rest from probes in flight
+        as they finish, never by stopping one."""
+        change, self.size = size - self.size, size
+        if change > 0:
+            repaid = min(change, self._owed)
+            self._owed -= repaid
+            for _ in range(change - repaid):
+                self.release()
+        elif change < 0:
+            taken = min(-change, self.free)
+            self.free -= taken
+            self._owed += -change - taken
 
     def waiting(self) -> int:
         return sum(1 for _, _, future in self._waiters if not future.done())
@@ -68,6 +85,9 @@ class SlotQueue:
             raise
 
     def release(self) -> None:
+        if self._owed:
+            self._owed -= 1
+            return
         waiters = self._waiters
         while waiters:
             future = heapq.heappop(waiters)[2]

@@ -21,18 +21,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
-import random
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
+from monitor.config.diff import ConfigDiff
 from monitor.config.model import Config, Settings, Target
 from monitor.engine.board import TargetView
 from monitor.engine.result import ProbeResult
 from monitor.engine.fdlimit import OutOfFiles, fit_concurrency
 from monitor.engine.pacing import Pace, SlotQueue
+from monitor.engine.reload import Starter, apply_config
 from monitor.engine.runner import make_probe, not_probed, run_probe
 from monitor.engine.sinks import CallbackSink, Fanout, MonitorStarted, MonitorStopped, Sink
 from monitor.engine.state import State, Tracker, Transition
@@ -86,6 +89,7 @@ class Engine:
         their own, last). `keep_history=False`: the views keep state and the
         last result but only one sample, for an engine whose consumers keep
         their own (the dashboard's UI, the history store)."""
+        self.config = config   # as running: the last one applied
         self.settings: Settings = config.settings
         self._config_path = None if config.path is None else str(config.path)
         self._keep_history = keep_history
@@ -94,6 +98,9 @@ class Engine:
         if on_result or on_transition or on_notice:
             self.sinks.add(CallbackSink(on_result, on_transition, on_notice))
         self._runtimes: dict[str, _Runtime] = {}
+        # tasks of targets a reload removed, not yet ended, and a reload's gradual start
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._starter = Starter(self)
         self._ctx = ProbeContext(user_agent=self.settings.user_agent)
         budget = fit_concurrency(self.settings.concurrency)
         self.concurrency = budget.concurrency
@@ -145,6 +152,7 @@ class Engine:
     async def stop(self, reason: str = "stopped") -> None:
         was_running, self._running = self._running, False
         tasks = [rt.task for rt in self._runtimes.values() if rt.task is not None]
+        tasks += self._retiring
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -178,29 +186,17 @@ class Engine:
         rt.wake.set()
         return True
 
+    def apply_config(self, config: Config,
+                     files_changed: Iterable[str | Path] = ()) -> ConfigDiff:
+        """Run on `config` from now on, changing only what differs (see
+        `engine/reload.py`); `files_changed`: files the watcher saw change
+        (a `ca_file`), whose targets restart. Returns what changed."""
+        return apply_config(self, config, files_changed)
+
     def replace_targets(self, targets: Iterable[Target], settings: Settings | None = None) -> None:
-        """Apply a new target set: unchanged targets keep their schedule and
-        history; changed ones restart with their history kept; new ones start
-        at a random point of their interval."""
-        if settings is not None:
-            self.settings = settings
-        new = {t.name: t for t in targets}
-        for name in list(self._runtimes):
-            if name not in new:
-                self._remove(name)
-        for name, target in new.items():
-            rt = self._runtimes.get(name)
-            if rt is not None and rt.target == target:
-                continue
-            view = rt.view if rt is not None else None
-            # a pause made at run time survives an edit that did not touch `paused`
-            keep_paused = (rt is not None and rt.tracker.state is State.PAUSED
-                           and rt.target.paused == target.paused)
-            if rt is not None:
-                self._remove(name)
-            self._add(target, offset=random.uniform(0, target.interval), view=view,
-                      paused=keep_paused)
-        self._targets = list(new.values())
+        """Old name of `apply_config`, for callers that have no Config at hand."""
+        self.apply_config(dataclasses.replace(self.config, targets=tuple(targets),
+                                              settings=settings or self.settings))
 
     async def check_once(self, names: Iterable[str] | None = None) -> list[ProbeResult]:
         """Probe each target once, concurrently within the cap; no thresholds."""
@@ -258,6 +254,8 @@ class Engine:
         rt = self._runtimes.pop(name)
         if rt.task is not None:
             rt.task.cancel()
+            self._retiring.add(rt.task)
+            rt.task.add_done_callback(self._retiring.discard)
 
     async def _run_target(self, rt: _Runtime, first: float) -> None:
         loop = asyncio.get_running_loop()

@@ -134,6 +134,13 @@ class ProbeContext:
                 self._closers.append(lambda: closer(value))
             return value
 
+    def forget(self, match: Callable[[str], bool]) -> None:
+        """Drop the resources whose key matches, to be made again when next
+        asked for (a file they were built from changed). One with a closer is
+        still closed by `close()`."""
+        for key in [key for key in self._resources if match(key)]:
+            del self._resources[key]
+
     async def close(self) -> None:
         closers, self._closers = self._closers, []
         self._resources.clear()

@@ -250,7 +250,9 @@ def _session(ctx: ProbeContext, keepalive: bool, family: str) -> aiohttp.ClientS
     async def close(session: aiohttp.ClientSession) -> None:
         await session.close()
 
-    return ctx.get(f"http:{'keepalive' if keepalive else 'fresh'}:{family}", make, close)
+    # the User-Agent is the session's: one set by a reload gets sessions of its own
+    return ctx.get(f"http:{'keepalive' if keepalive else 'fresh'}:{family}:{ctx.user_agent}",
+                   make, close)
 
 
 # --- the probe -------------------------------------------------------------------
