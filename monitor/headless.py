@@ -151,7 +151,8 @@ async def run_headless(config: Config, as_json: bool, record: str | None,
     # samples per target): at 1,000 targets with history = 1000 it holds 25.5 MiB once
     # full, 1.0 MiB without (tracemalloc), for no one.
     host = EngineHost(config, sinks, keep_history=service is not None,
-                      stop_on=(signal.SIGINT, signal.SIGTERM), reload_on=(signal.SIGHUP,))
+                      stop_on=(signal.SIGINT, signal.SIGTERM), reload_on=(signal.SIGHUP,),
+                      watch=True)
     host.sinks.add(MetricsSink(host))   # /metrics, when [settings] metrics asks
     try:
         history = open_history(config, "monitor run --headless", host.sinks.on_notice)

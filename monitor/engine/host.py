@@ -13,8 +13,8 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import Config, ConfigError, load_config
@@ -48,7 +48,8 @@ class EngineHost:
 
     `stop_on`: signals that end it (a dashboard's engine stops on a hangup);
     `reload_on`: signals that reload the config (SIGHUP for a service, as
-    `systemctl reload` sends).
+    `systemctl reload` sends). `watch`: follow the config file (and the
+    files it names) and reload on every save.
     """
 
     def __init__(self, config: Config, sinks: Iterable[Sink] = (), *,
@@ -56,7 +57,8 @@ class EngineHost:
                  stop_on: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM,
                                                       signal.SIGHUP),
                  reload_on: Sequence[signal.Signals] = (), settle_heap: bool = True,
-                 adjust: Callable[[Config], Config] | None = None) -> None:
+                 adjust: Callable[[Config], Config] | None = None,
+                 watch: bool = False) -> None:
         self.config = config
         self.engine = Engine(config, sinks=sinks, keep_history=keep_history)
         self.demo: DemoServer | None = None
@@ -65,7 +67,8 @@ class EngineHost:
         # what the process does to every config it reads (the dashboard's
         # engine: the pauses the app remembers), at start and on each reload
         self._adjust = adjust or (lambda config: config)
-        self._settle_heap = settle_heap   # a process of its own: freeze what it keeps (heap.py)
+        self._settle_heap = settle_heap
+        self._watch = watch   # a process of its own: freeze what it keeps (heap.py)
         self._stopping = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
@@ -88,6 +91,21 @@ class EngineHost:
         for sig in self._reload_on:
             loop.add_signal_handler(sig, self.reload_soon, "signal")
             self._installed.append(sig)
+        if self._watch and self.config.path is not None:
+            task = loop.create_task(self._follow_the_file(), name="config-follow")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _follow_the_file(self) -> None:
+        """Reload on every save of the config (or a file it names); a save
+        that does not validate is told, and the last good config runs on."""
+        from monitor.config.watch import ConfigWatcher
+        assert self.config.path is not None
+        async with ConfigWatcher(self.config.path, self.config) as watcher:
+            async for change in watcher:
+                event = await self.reload("file", change.paths)
+                if isinstance(event, ConfigReloaded):
+                    watcher.follow(self.config)
 
     def stop_soon(self) -> None:
         self._stopping.set()
@@ -101,7 +119,8 @@ class EngineHost:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def reload(self, source: str = "command") -> ConfigReloaded | ConfigRejected:
+    async def reload(self, source: str = "command",
+                     files_changed: Iterable[str | Path] = ()) -> ConfigReloaded | ConfigRejected:
         """Read the config file again. Valid: apply the difference (unchanged
         targets keep their schedule, state and history) and tell the sinks
         what changed. Invalid: keep running on the last good config and tell
@@ -120,9 +139,10 @@ class EngineHost:
                 event = ConfigRejected(datetime.now(UTC), tuple(map(str, exc.problems)), source)
                 self.sinks.on_config_rejected(event)
                 return event
-            event = describe_reload(self.config, fresh, source)
-            self.engine.replace_targets(fresh.targets, fresh.settings)
+            diff = self.engine.apply_config(fresh, files_changed)
             self.config = fresh
+            event = ConfigReloaded(datetime.now(UTC), diff.added, diff.removed, diff.changed,
+                                   diff.settings, source, config_text=fresh.source)
             self.sinks.on_reload(event)
             return event
 
@@ -155,17 +175,3 @@ class EngineHost:
         if self.demo is not None:
             demo, self.demo = self.demo, None
             await demo.stop()
-
-
-def describe_reload(old: Config, new: Config, source: str) -> ConfigReloaded:
-    """What a reload from `old` to `new` changes: targets by name, settings by key."""
-    before = {t.name: t for t in old.targets}
-    after = {t.name: t for t in new.targets}
-    settings = tuple(f.name for f in fields(new.settings)
-                     if getattr(old.settings, f.name) != getattr(new.settings, f.name))
-    return ConfigReloaded(
-        datetime.now(UTC),
-        added=tuple(n for n in after if n not in before),
-        removed=tuple(n for n in before if n not in after),
-        changed=tuple(n for n in after if n in before and before[n] != after[n]),
-        settings=settings, source=source, config_text=new.source)

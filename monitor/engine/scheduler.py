@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 from collections import deque
@@ -192,11 +191,6 @@ class Engine:
         `engine/reload.py`); `files_changed`: files the watcher saw change
         (a `ca_file`), whose targets restart. Returns what changed."""
         return apply_config(self, config, files_changed)
-
-    def replace_targets(self, targets: Iterable[Target], settings: Settings | None = None) -> None:
-        """Old name of `apply_config`, for callers that have no Config at hand."""
-        self.apply_config(dataclasses.replace(self.config, targets=tuple(targets),
-                                              settings=settings or self.settings))
 
     async def check_once(self, names: Iterable[str] | None = None) -> list[ProbeResult]:
         """Probe each target once, concurrently within the cap; no thresholds."""

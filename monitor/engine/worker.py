@@ -117,7 +117,7 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
     sinks.append(alert_sink(config, lambda text: emit(("error", text))))
     # the UI keeps the history it shows; a hangup (the terminal closed) stops us
     from monitor.appstate import apply_pauses   # (main applied them to `config` already)
-    host = EngineHost(config, sinks, keep_history=False, adjust=apply_pauses)
+    host = EngineHost(config, sinks, keep_history=False, adjust=apply_pauses, watch=True)
     try:
         history = open_history(config, "monitor (dashboard)", host.sinks.on_notice)
     except HistoryRefused as exc:   # e.g. a service runs this config: the board is live, unkept

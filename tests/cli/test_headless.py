@@ -393,3 +393,21 @@ async def test_history_survives_a_restart_and_one_config_has_one_writer(tmp_path
     samples = [r for r in rows if "latency_ms" in r]
     assert len(samples) >= 5, rows   # both runs' results, the first run's kept across the restart
     assert all(s["status"] == "up" for s in samples)
+
+
+async def test_a_saved_config_is_followed_without_a_signal(tmp_path, server):
+    path = write_config(tmp_path / "m.toml", server.base, 1, "200ms")
+    proc = await start(tmp_path, "run", "--headless", "--json", "-c", str(path),
+                       stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            while json.loads(await proc.stdout.readline())["event"] != "result":
+                pass
+            write_config(path, server.base, 2, "200ms")
+            while (event := json.loads(await proc.stdout.readline()))["event"] != "reload":
+                pass
+        assert event["source"] == "file" and event["added"] == ["t1"]
+    finally:
+        code, err = await stop(proc)
+    assert code == 0, err

@@ -383,3 +383,16 @@ def test_engine_killed_restarted_then_given_up(tmux: str, tmp_path: Path):
         assert "monitor-exit=1" in screen
         assert "monitor: the engine stopped and could not be restarted" in screen
         assert engine_pids(config) == []
+
+
+def test_a_target_appended_to_the_file_appears(dashboard: tuple[Terminal, Path]):
+    """The daily workflow: edit the TOML while the dashboard runs; the new
+    target is on the board within a couple of seconds (no key, no restart)."""
+    term, config = dashboard
+    term.wait_for(lambda s: "fast-site" in s and "UP" in s)
+    port = re.search(r"port = (\d+)", config.read_text()).group(1)   # the demo's
+    with config.open("a") as handle:
+        handle.write(f'\n[[targets]]\nname = "added-by-hand"\nkind = "http"\n'
+                     f'url = "http://127.0.0.1:{port}/fast"\n')
+    screen = term.wait_for(lambda s: "added-by-hand" in s and "config reloaded: +1" in s)
+    assert "(+added-by-hand)" in screen

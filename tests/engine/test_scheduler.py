@@ -234,7 +234,7 @@ async def test_config_paused_target_is_never_probed(control_server):
     assert engine.views["quiet"].state is State.PAUSED
 
 
-async def test_replace_targets_keeps_unchanged_history(control_server):
+async def test_apply_config_keeps_unchanged_history(control_server):
     config = config_for(control_server, ["keep", "drop"], 'interval = "100ms"\ntimeout = "90ms"')
     got = Collector()
     engine = Engine(config, on_result=got.results.append, on_transition=got.transitions.append)
@@ -244,7 +244,7 @@ async def test_replace_targets_keeps_unchanged_history(control_server):
             await asyncio.sleep(0.01)
         keep_view = engine.views["keep"]
         new = config_for(control_server, ["keep", "added"], 'interval = "100ms"\ntimeout = "90ms"')
-        engine.replace_targets(new.targets)
+        engine.apply_config(new)
         assert set(engine.views) == {"keep", "added"}
         assert engine.views["keep"] is keep_view
         dropped = len(control_server.arrivals["drop"])

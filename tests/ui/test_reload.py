@@ -106,3 +106,23 @@ async def test_a_pause_made_in_the_app_survives_a_restart_and_then_a_reload(
         checks = alpha.stats.checks   # (samples from history: the first run's)
         await pilot.pause(0.5)   # two intervals: a probe of alpha would have come back
         assert alpha.state.value == "paused" and alpha.stats.checks == checks
+
+
+async def test_a_save_is_applied_without_asking(tmp_path, listening_port):
+    """The file is the source of truth: an editor that saves by rename (write
+    a new file, rename it over the old) is followed, no key pressed."""
+    path = tmp_path / "monitor.toml"
+    path.write_text(HEAD + block("alpha", listening_port))
+    app = dashboard(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.board.views["alpha"].state.value == "up")
+        saved = tmp_path / ".monitor.toml.swp"
+        saved.write_text(HEAD + block("alpha", listening_port) + block("beta", listening_port))
+        saved.rename(path)
+        await until(pilot, lambda: "beta" in app.board.views
+                    and app.board.views["beta"].state.value == "up")
+        assert "config reloaded: +1 \u22120 ~0 (+beta)" in log_text(app)
+        path.write_text(HEAD + block("alpha", listening_port) + "\n[[targets]]\nname = 7\n")
+        banner = app.query_one("#config-problems")
+        await until(pilot, lambda: banner.has_class("shown"))
+        assert list(app.board.views) == ["alpha", "beta"]
