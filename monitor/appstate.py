@@ -90,6 +90,10 @@ def _clean(data: State) -> State:
     clean: State = {}
     if isinstance(data.get("theme"), str):
         clean["theme"] = data["theme"]
+    layout = data.get("layout")
+    if isinstance(layout, dict):
+        clean["layout"] = {key: value for key, value in layout.items()
+                           if key in _LAYOUT and isinstance(value, _LAYOUT[key])}
     paused = data.get("paused")
     if isinstance(paused, dict):
         clean["paused"] = {
@@ -156,6 +160,28 @@ def saved_theme() -> str | None:
 def save_theme(name: str) -> None:
     try:
         update(lambda data: data.__setitem__("theme", name))
+    except OSError:
+        pass   # a read-only home must not break the dashboard
+
+
+# --- how the board was arranged ------------------------------------------------------
+
+# what the dashboard remembers of its arrangement, and each one's type
+_LAYOUT: dict[str, type] = {"sort": str, "grouped": bool, "events_hidden": bool}
+
+
+def saved_layout() -> dict[str, Any]:
+    """{"sort": "latency", "grouped": True, "events_hidden": False}, as far as known."""
+    return dict(read().get("layout", {}))
+
+
+def save_layout(**layout: Any) -> None:
+    """Remember the board's arrangement (sort, grouping, event log shown)."""
+    def change(data: State) -> None:
+        data.setdefault("layout", {}).update(
+            {key: value for key, value in layout.items() if key in _LAYOUT})
+    try:
+        update(change)
     except OSError:
         pass   # a read-only home must not break the dashboard
 

@@ -158,6 +158,7 @@ class MonitorApp(App[int]):
                         timeout=10)
         if self.config.keys:
             self.set_keymap(self.config.keys)
+        self._restore_layout()
         table = self.table
         table.on_scrolled = self._render_visible
         table.on_resized = self._on_table_resized
@@ -171,6 +172,7 @@ class MonitorApp(App[int]):
         self.set_interval(self.refresh_every, self.flush)
         if self._watch_terminal:
             self._install_hangup_guards()
+            self.run_worker(self._follow_theme_files(), exit_on_error=False, group="themes")
         await self.engine.start()
         self._engine_started = True
         yield_cpu_to_engine(self.ui_nice)
@@ -551,8 +553,40 @@ class MonitorApp(App[int]):
         self._render_visible()
         self._show_summary()
 
+    def _restore_layout(self) -> None:
+        """The board as it was left: sort, grouping, the event log shown or not."""
+        layout = appstate.saved_layout()
+        if layout.get("sort") in {mode.value for mode in SortMode}:
+            self.sort_mode = SortMode(layout["sort"])
+        self.grouped = bool(layout.get("grouped", False))
+        self.events.set_class(bool(layout.get("events_hidden", False)), "hidden")
+
+    def _remember_layout(self) -> None:
+        appstate.save_layout(sort=self.sort_mode.value, grouped=self.grouped,
+                             events_hidden=self.events.has_class("hidden"))
+
+    async def _follow_theme_files(self) -> None:
+        """A theme file saved while the dashboard runs is applied at once (a
+        broken one is named, and the theme in use stays)."""
+        import watchfiles
+        folders = [str(d) for d in themes.theme_dirs() if d.is_dir()]
+        if not folders:
+            return
+        async for _changes in watchfiles.awatch(*folders, debounce=300, recursive=False):
+            loaded, problems = themes.load_themes(self._theme_dirs)
+            for theme in loaded:
+                self.register_theme(theme)
+            self.theme_names = [t.name for t in loaded]
+            if problems:
+                self.notify("\n".join(problems), title="Theme files skipped",
+                            severity="warning", timeout=10)
+            if self.theme in self.theme_names:
+                self.refresh_css()
+                self._on_theme_changed(None)
+
     def action_sort(self) -> None:
         self.sort_mode = self.sort_mode.next()
+        self._remember_layout()
         self._arrange(force=True)
         self._render_visible()
         self._show_summary()
@@ -560,6 +594,7 @@ class MonitorApp(App[int]):
 
     def action_group(self) -> None:
         self.grouped = not self.grouped
+        self._remember_layout()
         self._relayout()
         self._arrange(force=True)
         self._render_visible()
@@ -578,6 +613,7 @@ class MonitorApp(App[int]):
 
     def action_toggle_events(self) -> None:
         self.events.toggle_class("hidden")
+        self._remember_layout()
         self._log_height = 0   # shown again: fitted anew once laid out
 
     def action_help(self) -> None:

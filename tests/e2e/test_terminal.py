@@ -396,3 +396,25 @@ def test_a_target_appended_to_the_file_appears(dashboard: tuple[Terminal, Path])
                      f'url = "http://127.0.0.1:{port}/fast"\n')
     screen = term.wait_for(lambda s: "added-by-hand" in s and "config reloaded: +1" in s)
     assert "(+added-by-hand)" in screen
+
+
+def test_a_theme_file_saved_while_running_is_read(tmux: str, tmp_path: Path):
+    """Theme files are watched like the config: a new one is offered at once,
+    and a broken one is named on screen (the theme in use stays)."""
+    folder = tmp_path / "xdg" / "monitor" / "themes"
+    folder.mkdir(parents=True)
+    with open_dashboard(tmux, tmp_path, {}) as (term, _config):
+        term.wait_for(lambda s: "fast-site" in s and "UP" in s)
+        (folder / "mine.toml").write_text(
+            (ROOT / "themes" / "monitor-dark.toml").read_text().replace(
+                'name = "monitor-dark"', 'name = "my-own"'))
+        (folder / "broken.toml").write_text('name = "broken"\nprimary = "not a colour"\n')
+        term.wait_for(lambda s: "Theme files skipped" in s and "broken.toml" in s)
+        seen = ""
+        for _ in range(8):   # t cycles through the themes: the new one is among them
+            term.press("t")
+            time.sleep(0.5)
+            seen += term.screen()
+            if "theme: my-own" in seen:
+                break
+        assert "theme: my-own" in seen, "the theme saved while running was never offered"
