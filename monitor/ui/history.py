@@ -21,10 +21,13 @@ from monitor.engine.state import State, Transition
 from monitor.store.connect import HistoryError
 from monitor.store.history import HistoryStore
 from monitor.store.location import history_location
-from monitor.store.views import StoredEvent, WindowUptime
+from monitor.store.uptime import Outage
+from monitor.store.views import RANGES, WINDOWS, Series, StoredEvent, WindowUptime
 
 SAMPLES_AT_START = 120    # per target: a sparkline and a chart's worth, not the whole window
 EVENTS_AT_START = 200     # in all, newest kept: the event log's worth
+UPTIME_EVERY = 60.0       # seconds between reads of the board's uptime windows
+INCIDENTS_SHOWN = 20      # the detail screen's list: the most recent ones
 _STATES = {state.value: state for state in State}
 
 
@@ -120,3 +123,46 @@ def read_uptime(config: Config) -> dict[str, list[WindowUptime]]:
         return {}
     finally:
         store.close()
+
+
+@dataclass
+class TargetHistory:
+    """What the detail screen shows of one target's past."""
+    name: str
+    range: str | None                 # a RANGES key; None: live (no chart from history)
+    windows: list[WindowUptime] = field(default_factory=list)
+    incidents: list[Outage] = field(default_factory=list)   # newest first, bounded
+    incident_count: int = 0           # in the incidents' window, shown or not
+    incidents_over: str = "24h"       # the window the incidents are from
+    series: Series | None = None
+    error: str | None = None          # why nothing could be read
+    off: bool = False                 # history is off, or nothing written yet
+
+
+def read_target(config: Config, name: str, range_: str | None, points: int,
+                now: float | None = None) -> TargetHistory:
+    """One target's windows, incidents in the chart's range (24 h while the
+    chart is live) and, for a range, its chart series (in a thread)."""
+    over = range_ or "24h"
+    out = TargetHistory(name, range_, incidents_over=over)
+    try:
+        store = open_reader(config)
+    except HistoryError as exc:
+        out.error = str(exc)
+        return out
+    if store is None:
+        out.off = True
+        return out
+    now = time.time() if now is None else now
+    try:
+        out.windows = store.uptime([name], WINDOWS, now=now).get(name, [])
+        found = store.incidents(name, now - RANGES[over], now=now)
+        out.incident_count = len(found)
+        out.incidents = sorted(found, key=lambda o: o.start, reverse=True)[:INCIDENTS_SHOWN]
+        if range_ is not None:
+            out.series = store.series(name, range_, now=now, points=max(1, points))
+    except HistoryError as exc:
+        out.error = str(exc)
+    finally:
+        store.close()
+    return out
