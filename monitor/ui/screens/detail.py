@@ -430,10 +430,10 @@ def _incident_line(outage: Outage, palette: fmt.Palette) -> Text:
 
 
 def _when(moment: datetime, since: datetime | None = None) -> str:
-    """Local time: the date only when it is not the day before's."""
+    """Local time; an end on its start's day without the date."""
     if since is not None and moment.date() == since.date():
         return f"{moment:%H:%M:%S}"
-    return f"{moment:%Y-%m-%d %H:%M}"
+    return f"{moment:%Y-%m-%d %H:%M:%S}"
 
 
 # `password = "literal"` (a ${VAR} shows only its name already)

@@ -40,6 +40,8 @@ class LatencyChart(Widget):
         self.range = "live"
         self.series: Series | None = None
         self.note: str | None = None   # instead of a history chart: reading, off, an error
+        # (the live chart has no title row: it keeps every row for samples,
+        # and the footer names the range keys)
 
     def show(self, samples: Sequence[Sample], palette: fmt.Palette) -> None:
         """The live samples (drawn while the range is live)."""
@@ -61,11 +63,11 @@ class LatencyChart(Widget):
         palette = self.palette
         if palette is None:
             return Text("no samples yet", style="dim")
+        if self.range == "live":   # as it always was: every row for the samples
+            return Text("\n").join(self._live(max(2, self.size.height - 1), palette))
         title = self._title(palette)
         height = max(2, self.size.height - 2)
-        if self.range == "live":
-            body = self._live(height, palette)
-        elif self.series is None:
+        if self.series is None:
             body = [Text(self.note or f"reading {self.range} of history…", style=palette.muted)]
         else:
             body = self._history(self.series, height, palette)
@@ -74,8 +76,7 @@ class LatencyChart(Widget):
     def _title(self, palette: fmt.Palette) -> Text:
         line = Text(" " * AXIS)
         line.append("Latency, ", style="bold")
-        line.append("live" if self.range == "live" else f"last {self.range} from history",
-                    style="bold")
+        line.append(f"last {self.range} from history", style="bold")
         line.append("   ")
         for number, key in enumerate(RANGE_KEYS, 1):
             chosen = key == self.range
