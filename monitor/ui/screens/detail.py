@@ -96,6 +96,10 @@ class DetailScreen(Screen[None]):
 
     def _fit(self, height: int) -> None:
         self.chart.styles.height = 6 if height < 30 else 12
+        series = self.chart.series
+        if self.chart.range != "live" and series is not None \
+                and len(series.buckets) < self.app.size.width - 12:
+            self.read_history()   # wider now: a column per bucket again
 
     def on_mount(self) -> None:
         self._composed = True
