@@ -34,7 +34,8 @@ from monitor.ui import format as fmt
 from monitor.ui import themes
 from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
                                  reload_line, transition_line)
-from monitor.ui.history import Past, apply_past, read_past
+from monitor.store.views import WindowUptime
+from monitor.ui.history import UPTIME_EVERY, Past, apply_past, read_past, read_uptime
 from monitor.service.snapshot import BoardSnapshot
 from monitor.ui.attached import take_snapshot
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
@@ -111,6 +112,9 @@ class MonitorApp(App[int]):
         self._engine_started = False
         self._detail: DetailScreen | None = None
         self._past: asyncio.Future[Past] | None = None
+        # uptime windows from history, read in a thread once a minute
+        self.history_uptime: dict[str, list[WindowUptime]] = {}
+        self._uptime_read: asyncio.Future[dict[str, list[WindowUptime]]] | None = None
         self._born = clock()
         self.wall = wall   # time of day, for what people read; `clock` measures
         self.watch = EngineWatch(clock(), wall=wall)
@@ -170,6 +174,8 @@ class MonitorApp(App[int]):
         self._past = asyncio.get_running_loop().run_in_executor(
             None, read_past, self.config, self.clock())
         self.set_interval(self.refresh_every, self.flush)
+        self._read_uptime()
+        self.set_interval(UPTIME_EVERY, self._read_uptime)
         if self._watch_terminal:
             self._install_hangup_guards()
             self.run_worker(self._follow_theme_files(), exit_on_error=False, group="themes")
@@ -193,6 +199,29 @@ class MonitorApp(App[int]):
     def _check_terminal(self) -> None:
         if terminal_gone():
             self.exit(0)
+
+    # --- uptime windows from history ------------------------------------------------
+
+    def _read_uptime(self) -> None:
+        """Start a read of every target's uptime windows, unless one is going
+        (at 10,000 targets a read takes seconds: never on this loop)."""
+        if self._uptime_read is None:
+            self._uptime_read = asyncio.get_running_loop().run_in_executor(
+                None, read_uptime, self.config)
+
+    def _take_uptime(self) -> bool:
+        """A finished read onto the board: every row redrawn, and the history
+        columns join (or leave) the layout. True when it changed the rows."""
+        future = self._uptime_read
+        if future is None or not future.done():
+            return False
+        self._uptime_read = None
+        had = bool(self.history_uptime)
+        self.history_uptime = {} if future.cancelled() or future.exception() else future.result()
+        if had != bool(self.history_uptime):
+            self._relayout()
+        self.table.dirty |= set(self.board.views)
+        return True
 
     # --- the refresh cycle ------------------------------------------------------
 
@@ -255,6 +284,10 @@ class MonitorApp(App[int]):
                 refresh(touched)
         if self._settle_heap is not None:
             self._settle_once(now)
+        if self._uptime_read is not None and self._uptime_read.done():
+            with self.batch_update():
+                self._take_uptime()
+                self._render_visible()
 
     def _take_past(self, touched: set[str]) -> bool:
         """History's samples and events onto the board, once."""
@@ -343,7 +376,8 @@ class MonitorApp(App[int]):
                 # only time moved: redo the clock-driven cells, not the statistics
                 cells = {**table.cells_of(key), **age_cells(view, columns, now, self.palette)}
             else:
-                cells = row_cells(view, columns, now, self.palette)
+                cells = row_cells(view, columns, now, self.palette,
+                                  self.history_uptime.get(key, ()))
             # (fading cells already faded changes nothing: the stored ones may be)
             return cells if stale is None else stale_cells(cells, stale, self.palette)
 
@@ -383,7 +417,8 @@ class MonitorApp(App[int]):
 
     def _relayout(self, width: int | None = None) -> None:
         table = self.table
-        table.set_columns(layout(width or table.size.width or self.size.width, self.grouped))
+        table.set_columns(layout(width or table.size.width or self.size.width, self.grouped,
+                                 history=bool(self.history_uptime)))
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.height)

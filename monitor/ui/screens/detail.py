@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from datetime import datetime
 
 from rich.table import Table
 from rich.text import Text
@@ -18,8 +20,11 @@ from monitor.engine.board import TargetView
 from monitor.probes.base import PHASES
 from monitor.probes.text import printable, redact_url
 from monitor.ui import format as fmt
+from monitor.store.uptime import Outage
+from monitor.store.views import RANGES, utc
 from monitor.ui.details import CERT_DETAILS, detail_rows
-from monitor.ui.widgets.chart import LatencyChart
+from monitor.ui.history import UPTIME_EVERY, TargetHistory, read_target
+from monitor.ui.widgets.chart import RANGE_KEYS, LatencyChart
 from monitor.ui.widgets.selection import reason_text
 from monitor.ui.widgets.footer import SteadyFooter
 
@@ -32,6 +37,10 @@ class DetailScreen(Screen[None]):
         Binding("escape,backspace,q", "app.pop_screen", "Back", id="back"),
         Binding("r", "probe_now", "Probe", id="detail_probe_now"),
         Binding("p", "pause", "Pause", id="detail_pause"),
+        *(Binding(str(number), f"chart_range('{key}')", key, show=False,
+                  id=f"detail_range_{key}") for number, key in enumerate(RANGE_KEYS, 1)),
+        Binding("left_square_bracket", "step_range(-1)", "Shorter", show=False, id="range_back"),
+        Binding("right_square_bracket", "step_range(1)", "Range", id="range_next"),
     ]
     DEFAULT_CSS = """
     DetailScreen { layout: vertical; }
@@ -52,6 +61,9 @@ class DetailScreen(Screen[None]):
         self._config_source: str | None = None
         self._disk_stamp: tuple[int, int] | None = None
         self._disk_text: str | None = None
+        self.history: TargetHistory | None = None   # as last read (for this target)
+        self._reading: asyncio.Future[TargetHistory] | None = None
+        self._read_again = False
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: the app's refresh cycle updates them several times
@@ -60,7 +72,8 @@ class DetailScreen(Screen[None]):
         self.reason_line = Static(id="reason")
         self.chart = LatencyChart(id="chart")
         self.boxes = {key: Static(id=key, classes="box")
-                      for key in ("stats", "phases", "cert", "events", "config")}
+                      for key in ("stats", "phases", "windows", "incidents", "cert", "events",
+                                  "config")}
         self.scroller = VerticalScroll()
         yield self.title_line
         yield self.reason_line
@@ -69,6 +82,9 @@ class DetailScreen(Screen[None]):
             with Horizontal(id="columns"):
                 yield self.boxes["stats"]
                 yield self.boxes["phases"]
+            with Horizontal(id="columns-history"):
+                yield self.boxes["windows"]
+                yield self.boxes["incidents"]
             with Horizontal(id="columns2"):
                 yield self.boxes["cert"]
                 yield self.boxes["events"]
@@ -80,16 +96,24 @@ class DetailScreen(Screen[None]):
 
     def _fit(self, height: int) -> None:
         self.chart.styles.height = 6 if height < 30 else 12
+        series = self.chart.series
+        if self.chart.range != "live" and series is not None \
+                and len(series.buckets) < self.app.size.width - 12:
+            self.read_history()   # wider now: a column per bucket again
 
     def on_mount(self) -> None:
         self._composed = True
         self._fit(self.app.size.height)
         for box, title in (("stats", "Statistics"), ("phases", "Phases"),
+                           ("windows", "Uptime from history"), ("incidents", "Incidents"),
                            ("cert", "Certificate / details"), ("events", "Recent events"),
                            ("config", "Config")):
             self.boxes[box].border_title = title
         self.refresh_from_board({self.target_name})
         self.boxes["config"].update(self._config_text())
+        self._show_history()
+        self.read_history()
+        self.set_interval(UPTIME_EVERY, self._read_while_shown)
 
     def show_target(self, name: str) -> None:
         """The next visit: another target (or the same), drawn in full."""
@@ -97,8 +121,11 @@ class DetailScreen(Screen[None]):
         self._drawn = False
         if self._composed:
             self.scroller.scroll_home(animate=False, immediate=True)
+            self.history = None
             self.refresh_from_board({name})
             self.boxes["config"].update(self._config_text())
+            self._show_history()
+            self.read_history()
 
     @property
     def view(self) -> TargetView | None:
@@ -271,11 +298,146 @@ class DetailScreen(Screen[None]):
         return (f"# {what}: the file has problems (see the banner above)" if broken
                 else f"# {what}: saved since, not applied yet")
 
+    # --- history: uptime windows, incidents and the chart's range -------------------------
+
+    def action_chart_range(self, range_: str) -> None:
+        if range_ == self.chart.range:
+            return
+        palette: fmt.Palette = self.app.palette  # type: ignore[attr-defined]
+        self.chart.show_range(range_, None, None, palette)
+        if range_ == "live":
+            view = self.view
+            self.chart.show(list(view.stats.samples) if view else [], palette)
+        self.read_history()
+
+    def action_step_range(self, step: int) -> None:
+        index = RANGE_KEYS.index(self.chart.range) + step
+        self.action_chart_range(RANGE_KEYS[max(0, min(len(RANGE_KEYS) - 1, index))])
+
+    def _read_while_shown(self) -> None:
+        if self.app.screen is self:
+            self.read_history()
+
+    def read_history(self) -> None:
+        """Read this target's history in a thread (never on the UI's loop: it
+        takes a while at 30 days), one read at a time; a request while one
+        runs reads again after it, for whatever is wanted then."""
+        if self._reading is not None:
+            self._read_again = True
+            return
+        self._read_again = False
+        range_ = None if self.chart.range == "live" else self.chart.range
+        config = self.app.config  # type: ignore[attr-defined]
+        self._reading = asyncio.ensure_future(asyncio.to_thread(
+            read_target, config, self.target_name, range_, self.chart.columns))
+        self._reading.add_done_callback(self._history_read)
+
+    def _history_read(self, future: asyncio.Future[TargetHistory]) -> None:
+        self._reading = None
+        if future.cancelled() or not self.is_attached:
+            return
+        error = future.exception()
+        got = future.result() if error is None else TargetHistory(
+            self.target_name, None, error=f"{type(error).__name__}: {error}")
+        if self._read_again:
+            self.read_history()
+        if got.name != self.target_name:
+            return   # another target is shown now
+        self.history = got
+        self._show_history()
+
+    def _show_history(self) -> None:
+        palette: fmt.Palette = self.app.palette  # type: ignore[attr-defined]
+        got = self.history
+        self.boxes["windows"].update(_windows_text(got, palette))
+        self.boxes["incidents"].update(_incidents_text(got, palette))
+        self.boxes["incidents"].border_title = (
+            f"Incidents, last {got.incidents_over if got else '24h'}")
+        range_ = self.chart.range
+        if range_ == "live":
+            return
+        if got is not None and got.range == range_ and got.series is not None:
+            self.chart.show_range(range_, got.series, None, palette)
+        elif got is not None and (got.off or got.error):
+            self.chart.show_range(range_, None, _no_history(got), palette)
+
     def action_probe_now(self) -> None:
         self.app.action_probe_now(self.target_name)  # type: ignore[attr-defined]
 
     def action_pause(self) -> None:
         self.app.action_pause(self.target_name)  # type: ignore[attr-defined]
+
+
+def _no_history(got: TargetHistory) -> str:
+    if got.error:
+        return f"history cannot be read: {got.error}"
+    return "no history: it is off ([settings] history_db) or not written yet"
+
+
+_WINDOW_NAMES = {seconds: name for name, seconds in RANGES.items()}
+
+
+def _windows_text(got: TargetHistory | None, palette: fmt.Palette) -> Text | Table:
+    if got is None:
+        return Text("reading history…", style=palette.muted)
+    if got.off or got.error:
+        return Text(_no_history(got), style=palette.warning if got.error else palette.muted)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    for _ in range(3):
+        grid.add_column(justify="right")
+    grid.add_row("window", "uptime", "data", "incidents")
+    for window in got.windows:
+        uptime = window.uptime_pct
+        style = None if uptime is None or uptime >= 100 else             palette.error if uptime < 99 else palette.warning
+        grid.add_row(_WINDOW_NAMES.get(window.window, format_duration(round(window.window))),
+                     Text(fmt.percent(uptime, 2), style=style or ""),
+                     # coverage is cut like uptime: 99.99 % is not "all of it"
+                     fmt.percent(window.coverage_pct, 0),
+                     str(window.incidents))
+    if not got.windows:
+        grid.add_row("(nothing recorded for this target yet)", "", "", "")
+    return grid
+
+
+def _incidents_text(got: TargetHistory | None, palette: fmt.Palette) -> Text:
+    if got is None or got.off or got.error:
+        return Text("")
+    if not got.incidents:
+        return Text(f"no outages in the last {got.incidents_over}", style=palette.muted)
+    lines = Text()
+    for outage in got.incidents:
+        lines.append_text(_incident_line(outage, palette))
+        lines.append("\n")
+    hidden = got.incident_count - len(got.incidents)
+    if hidden > 0:
+        lines.append(f"… and {hidden} earlier (monitor report --since {got.incidents_over})",
+                     style=palette.muted)
+    return lines
+
+
+def _incident_line(outage: Outage, palette: fmt.Palette) -> Text:
+    """start – end (or "ongoing"), duration, how it ended, why it began."""
+    start = utc(outage.start / 1000).astimezone()
+    line = Text(_when(start), style=palette.error)
+    if outage.ended == "ongoing":
+        line.append(" – ongoing", style=palette.error)
+    else:
+        end = utc(outage.end / 1000).astimezone()
+        line.append(f" – {_when(end, start)}")
+    line.append(f"  {format_duration(max(1, round(outage.duration_ms / 1000)))}")
+    if outage.ended not in ("recovered", "ongoing"):
+        line.append(f" ({outage.ended})", style=palette.muted)
+    if outage.reason:
+        line.append(f"  {fmt.shorten(outage.reason, 60)}", style=palette.muted)
+    return line
+
+
+def _when(moment: datetime, since: datetime | None = None) -> str:
+    """Local time; an end on its start's day without the date."""
+    if since is not None and moment.date() == since.date():
+        return f"{moment:%H:%M:%S}"
+    return f"{moment:%Y-%m-%d %H:%M:%S}"
 
 
 # `password = "literal"` (a ${VAR} shows only its name already)

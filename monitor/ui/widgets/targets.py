@@ -6,7 +6,7 @@ dirty and costs nothing until it scrolls into view.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -24,6 +24,7 @@ from textual.widgets import Static
 
 from monitor.engine.board import TargetView
 from monitor.engine.state import State
+from monitor.store.views import DAY, WindowUptime
 from monitor.ui import format as fmt
 
 GROUP_PREFIX = "\x00group:"   # row keys of group headings; never a target name
@@ -51,16 +52,22 @@ COLUMNS = (
     Column("p95", "p95", 7),
     Column("loss", "Loss", 5),
     Column("uptime", "Up", 5),
+    Column("up24h", "Up 24h", 6),    # from history (read once a minute)
+    Column("up30d", "Up 30d", 6),
     Column("age", "Age", 3),
     Column("error", "Last error", 0),
 )
 ESSENTIAL = ("state", "name", "last", "trend", "uptime", "error")
-OPTIONAL = ("p95", "loss", "age", "kind", "group")   # in the order they join
+# in the order they join; the history windows as a pair (24 h without 30 d
+# hides the month an operator asks about)
+OPTIONAL = (("p95",), ("loss",), ("up24h", "up30d"), ("age",), ("kind",), ("group",))
+HISTORY_COLUMNS = {"up24h": DAY, "up30d": 30 * DAY}   # column -> its window (seconds)
 ERROR_ROOM = 40
 
 
-def layout(screen_width: int, grouped: bool) -> list[Column]:
-    """Columns for this width, with name, trend and error sized to fill it."""
+def layout(screen_width: int, grouped: bool, history: bool = False) -> list[Column]:
+    """Columns for this width, with name, trend and error sized to fill it.
+    The history columns only while there is history to show."""
     name_width = 16 if screen_width < 120 else 22
     trend_width = 10 if screen_width < 120 else (16 if screen_width < 160 else 30)
     wide = {"name": name_width, "trend": trend_width}
@@ -74,9 +81,11 @@ def layout(screen_width: int, grouped: bool) -> list[Column]:
         return screen_width - used - 2
 
     keys = set(ESSENTIAL)
-    for key in OPTIONAL:
-        if not (grouped and key == "group") and error_room(sized(keys | {key})) >= ERROR_ROOM:
-            keys.add(key)
+    for step in OPTIONAL:
+        if grouped and "group" in step or not history and HISTORY_COLUMNS.keys() & set(step):
+            continue
+        if error_room(sized(keys | set(step))) >= ERROR_ROOM:
+            keys.update(step)
     columns = sized(keys)
     columns[-1] = Column("error", "Last error", max(12, error_room(columns)))
     return columns
@@ -422,8 +431,9 @@ class TargetTable(ScrollView, can_focus=True):
 
 
 def row_cells(view: TargetView, columns: list[Column], now: float,
-              palette: fmt.Palette) -> dict[str, Text]:
-    """The cells of one target's row, for the columns on screen."""
+              palette: fmt.Palette, windows: Sequence[WindowUptime] = ()) -> dict[str, Text]:
+    """The cells of one target's row, for the columns on screen; `windows`:
+    its uptime windows from history."""
     summary = view.stats.summary(now)
     last = view.last
     cells: dict[str, Text] = {}
@@ -452,8 +462,22 @@ def row_cells(view: TargetView, columns: list[Column], now: float,
             cells[key] = Text(fmt.percent(loss, 0, round_up=True), style=style, justify="right")
         elif key == "uptime":
             cells[key] = Text(fmt.percent(summary.uptime_pct), justify="right")
+        elif key in HISTORY_COLUMNS:
+            cells[key] = window_cell(windows, HISTORY_COLUMNS[key], palette)
     cells.update(age_cells(view, columns, now, palette))
     return cells
+
+
+def window_cell(windows: Sequence[WindowUptime], window: float, palette: fmt.Palette) -> Text:
+    """Uptime over a window, cut (never rounded up to 100); "—" without data.
+    Below 99 % it is an error, below 100 % a warning: a glance finds the
+    targets that were down this month."""
+    found = next((w for w in windows if w.window == window), None)
+    value = None if found is None else found.uptime_pct
+    if value is None:
+        return Text("—", style=palette.muted, justify="right")
+    style = palette.error if value < 99 else palette.warning if value < 100 else None
+    return Text(fmt.percent(value), style=style, justify="right")
 
 
 def age_cells(view: TargetView, columns: list[Column], now: float,
