@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader left (`monitor status | head -1`): a quiet end, as `yes | head -1`;
+        # nothing may fail on the way out either (Python flushes stdout at exit)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
 
 
 def config_path(explicit: str | None) -> Path:

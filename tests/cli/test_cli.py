@@ -342,3 +342,19 @@ async def test_run_headless_says_when_it_falls_behind(tmp_path, web_server):
         await asyncio.wait_for(text.wait(), 10)
     warning = said[-1]
     assert re.search(r"monitor: behind [0-9.]+s, [0-9]+ skipped/min: .*concurrency 1", warning)
+
+
+@pytest.mark.parametrize("command", [["kinds"], ["check", "-c", "m.toml"],
+                                     ["report", "--since", "1h", "-c", "m.toml"]])
+async def test_a_reader_that_leaves_early_is_no_error(tmp_path, web_server, command):
+    """`monitor kinds | head -1`: the rest is not wanted; no traceback, status 0."""
+    config = write_config(tmp_path / "m.toml", web_server)
+    read, write = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", *command, cwd=tmp_path,
+        env=clean_env(tmp_path), stdout=write, stderr=asyncio.subprocess.PIPE)
+    os.close(write)
+    os.close(read)   # the reader is gone before a byte is written
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert "Traceback" not in err.decode() and "BrokenPipe" not in err.decode()
+    assert proc.returncode in (0, 1), err   # (1: check found a target down; report: no history)
