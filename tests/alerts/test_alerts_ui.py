@@ -25,6 +25,7 @@ from monitor.ui.widgets.event_log import EventLog
 from tests.alerts.conftest import Receiver
 from tests.alerts.test_sink import closed_port
 from tests.ui.fake_engine import NOW, FakeEngine
+from tests.ui.test_engine_faults import until
 
 
 def log_text(app: MonitorApp) -> str:
@@ -34,14 +35,6 @@ def log_text(app: MonitorApp) -> str:
 def toasts(app: MonitorApp) -> list[tuple[str, str]]:
     """(title, message) of the toasts shown (Textual has no public accessor; it is pinned)."""
     return [(n.title, str(n.message)) for n in app._notifications]
-
-
-async def until(pilot, predicate, seconds: float = 20.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition never held")
 
 
 def dead_target_config(path: Path, port: int, receiver: Receiver) -> Path:
