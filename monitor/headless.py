@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Any
 
-from monitor.alerts import alert_sink
+from monitor.alerts import AlertSink, Delivery
 from monitor.config import Config
 from monitor.engine.client import report_stats
 from monitor.engine.host import EngineHost
@@ -146,7 +146,15 @@ async def run_headless(config: Config, as_json: bool, record: str | None,
         return EXIT_CONFIG
     if service is not None:
         sinks.append(service)
-    sinks.append(alert_sink(config, lambda text: say(f"monitor: {text}")))
+
+    def on_alert(delivery: Delivery) -> None:   # each outcome: stdout with --json, else stderr
+        if as_json:
+            out.emit(json_line(delivery.to_json()))
+        else:
+            say(f"monitor: {delivery.text()}")
+        if service is not None:
+            service.on_alert(delivery)
+    sinks.append(AlertSink(config, on_alert))
     # Without viewers nothing headless reads the rolling history ([settings] history
     # samples per target): at 1,000 targets with history = 1000 it holds 25.5 MiB once
     # full, 1.0 MiB without (tracemalloc), for no one.

@@ -33,6 +33,7 @@ from monitor.engine.wire import (
     FrameReader,
     Message,
     WireError,
+    alert_from_message,
     command_line,
     rejected_from_message,
     reload_from_message,
@@ -78,6 +79,7 @@ def message_handlers(listener: Listener) -> dict[str, Callable[[Message], None]]
         "error": ("on_error", lambda m: m[1]),
         "reload": ("on_reload", reload_from_message),
         "config_rejected": ("on_config_rejected", rejected_from_message),
+        "alert": ("on_alert", alert_from_message),
     }
     handlers: dict[str, Callable[[Message], None]] = {}
     for kind, (method, decode) in decoders.items():

@@ -6,8 +6,9 @@ marshal body).
 
 Messages are tuples whose first item names them: ("ready",) once the engine
 has started, ("result", ...), ("transition", ...), ("stats", ...),
-("reload", ...) and ("config_rejected", ...) after a config change, and
-("error", text). Unlike the public
+("reload", ...) and ("config_rejected", ...) after a config change,
+("alert", ...) for each outcome of an alert delivery, and ("error", text).
+Unlike the public
 `to_json` contract a result keeps everything the UI needs (monotonic start,
 certificate facts, recheck flag).
 
@@ -28,6 +29,8 @@ from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.alerts.message import Alert
+from monitor.alerts.sink import Delivery
 from monitor.engine.result import ProbeResult, Status
 from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
@@ -140,6 +143,34 @@ def rejected_message(event: ConfigRejected) -> Message:
 def rejected_from_message(m: Message) -> ConfigRejected:
     _, at, problems, source = m
     return ConfigRejected(datetime.fromtimestamp(at, UTC), tuple(problems), source)
+
+
+_ALERT_TIMES = ("since", "at", "cert_expires_at")
+
+
+def alert_message(delivery: Delivery) -> Message:
+    """An alert sink's outcome (sent, failed, bell...): the alert itself as
+    its fields, datetimes as timestamps (marshal knows no datetime)."""
+    alert = delivery.alert
+    fields = None
+    if alert is not None:
+        fields = {name: getattr(alert, name) for name in Alert.__dataclass_fields__}
+        for name in _ALERT_TIMES:
+            fields[name] = _ts(fields[name])
+    return ("alert", delivery.at.timestamp(), delivery.outcome, delivery.channel,
+            delivery.channel_kind, fields, delivery.detail, delivery.attempt)
+
+
+def alert_from_message(m: Message) -> Delivery:
+    _, at, outcome, channel, channel_kind, fields, detail, attempt = m
+    alert = None
+    if fields is not None:
+        known = {k: v for k, v in fields.items() if k in Alert.__dataclass_fields__}
+        for name in _ALERT_TIMES:
+            known[name] = _dt(known.get(name))
+        alert = Alert(**known)
+    return Delivery(datetime.fromtimestamp(at, UTC), outcome, channel, channel_kind, alert,
+                    detail, attempt)
 
 
 # ---------------------------------------------------------------- frames

@@ -35,6 +35,7 @@ from monitor.engine.wire import (
     CommandReader,
     Message,
     SkippedLine,
+    alert_message,
     pack,
     rejected_message,
     reload_message,
@@ -113,8 +114,8 @@ async def serve(config: Config, stats_every: float = STATS_EVERY,
             sinks.append(RecordSink(await open_recorder(record, lambda text: emit(("error", text)))))
         except OSError as exc:
             emit(("error", f"--record {record}: {exc.strerror or exc}"))
-    from monitor.alerts import alert_sink   # DOWN wakes someone, screen or no screen
-    sinks.append(alert_sink(config, lambda text: emit(("error", text))))
+    from monitor.alerts import AlertSink   # DOWN wakes someone; each outcome to the UI
+    sinks.append(AlertSink(config, lambda delivery: emit(alert_message(delivery))))
     # the UI keeps the history it shows; a hangup (the terminal closed) stops us
     from monitor.appstate import apply_pauses   # (main applied them to `config` already)
     host = EngineHost(config, sinks, keep_history=False, adjust=apply_pauses, watch=True)

@@ -32,10 +32,12 @@ from monitor.engine.outbox import Outbox
 from monitor.engine.result import ProbeResult
 from monitor.engine.sinks import ConfigRejected, ConfigReloaded, MonitorStarted, MonitorStopped, Sink
 from monitor.engine.state import State, Transition
+from monitor.alerts.sink import Delivery
 from monitor.engine.wire import (
     CommandReader,
     EngineStats,
     Message,
+    alert_message,
     SkippedLine,
     pack,
     rejected_message,
@@ -279,6 +281,10 @@ class ServiceSink(Sink):
 
     def on_notice(self, text: str) -> None:
         self._broadcast(("error", text))
+
+    def on_alert(self, delivery: Delivery) -> None:
+        """An alert sink's outcome, passed on by whoever runs both (headless)."""
+        self._broadcast(alert_message(delivery))
 
     def on_stop(self, event: MonitorStopped) -> None:
         self.notifier.stopping(f"stopping: {event.reason}")

@@ -11,7 +11,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -32,6 +32,7 @@ from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 from monitor.ui import themes
+from monitor.ui.alerts_view import Marks, show_alerts
 from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
                                  reload_line, transition_line)
 from monitor.store.views import WindowUptime
@@ -92,6 +93,7 @@ class MonitorApp(App[int]):
         self.refresh_every = refresh
         self.clock = clock
         self.board = Board(config.targets, config.settings.history, clock())
+        self.marks = Marks(config)   # maintenance windows, "unreachable via" a DOWN parent
         self.arranger = Arranger(self.board.views.values())
         self._group_tally: dict[str, tuple[int, int]] = {}   # as of the last arrange
         self._shown_targets = 0                              # as of the last arrange
@@ -264,6 +266,8 @@ class MonitorApp(App[int]):
             message = inbox.errors.popleft()
             log.write(error_line(message, self.wall_now(), self.palette))
             self.notify(message, title="Engine", severity="error", timeout=8)
+        show_alerts(self, inbox.alerts)
+        touched |= self.marks.refresh(board, datetime.fromtimestamp(self.wall(), UTC))
         if self.watch.judge(now):   # every row says whether it is measured
             touched |= set(board.views)
             self.banner.show(self.watch.given_up())
@@ -331,6 +335,7 @@ class MonitorApp(App[int]):
             return False
         change = self.board.apply_config(config.targets, self.clock())
         self.config = config
+        self.marks.follow(config)
         if config.keys:
             self.set_keymap(config.keys)
         self.events.write(reload_line(event, change, self.wall_now(), self.palette))
@@ -379,7 +384,11 @@ class MonitorApp(App[int]):
                 cells = row_cells(view, columns, now, self.palette,
                                   self.history_uptime.get(key, ()))
             # (fading cells already faded changes nothing: the stored ones may be)
-            return cells if stale is None else stale_cells(cells, stale, self.palette)
+            if stale is not None:
+                return stale_cells(cells, stale, self.palette)
+            return self.marks.apply(view, cells, widths, self.palette)
+
+        widths = {column.key: column.width for column in columns}
 
         table.render_rows(keys, cells_for)
         self._show_selection()
@@ -390,7 +399,7 @@ class MonitorApp(App[int]):
         name = self.selected_name()
         view = None if name is None else self.board.views.get(name)
         self.selection.show(view, self.clock(), self.palette, self.size.width,
-                            self.watch.stale_note())
+                            self.watch.stale_note(), None if name is None else self.marks.get(name))
 
     def _arrange(self, force: bool) -> None:
         """Recompute which rows show and in what order (at most once a second

@@ -1,5 +1,5 @@
-"""Lines of the event log: state changes, engine errors, and the engine's
-own deaths and restarts."""
+"""Lines of the event log: state changes, alert deliveries, engine errors,
+and the engine's own deaths and restarts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 
 from rich.text import Text
 
+from monitor.alerts.sink import Delivery
 from monitor.config.durations import format_duration
 from monitor.engine.board import BoardChange
 from monitor.engine.client import EngineDown
@@ -63,3 +64,12 @@ def rejected_lines(event: ConfigRejected, at: datetime, palette: fmt.Palette) ->
     head = Text(f"{at:%H:%M:%S} config not reloaded ({count} problem{'s' if count != 1 else ''}); "
                 "the last good config keeps running", style=palette.error)
     return [head, *(Text(f"  {problem}", style=palette.error) for problem in event.problems)]
+
+
+def alert_line(delivery: Delivery, palette: fmt.Palette) -> Text:
+    """'10:42:03 alert ops (webhook) sent: DOWN api (...) [HTTP 200]', in the
+    colour of how it went: a failed delivery must not read like a sent one."""
+    style = {"sent": palette.states[State.UP], "bell": palette.accent,
+             "retrying": palette.warning, "notice": palette.warning, "held": palette.muted,
+             }.get(delivery.outcome, palette.error)
+    return Text(f"{delivery.at.astimezone():%H:%M:%S} {delivery.text()}", style=style)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
+from monitor.alerts.sink import Delivery
 from monitor.engine.board import Board
 from monitor.engine.client import STATS_EVERY, EngineDown, EngineStats
 from monitor.engine.result import ProbeResult
@@ -40,6 +41,7 @@ class Inbox:
         self.results: deque[ProbeResult] = deque()
         self.changes: deque[Transition | EngineDown | EngineUp] = deque()
         self.errors: deque[str] = deque()
+        self.alerts: deque[Delivery] = deque()   # alert outcomes: log lines, toasts, the bell
         # config reloads (or the problems that stopped one): applied before
         # results, so a new target's first result finds its row
         self.configs: deque[ConfigReloaded | ConfigRejected] = deque()
@@ -71,6 +73,9 @@ class Inbox:
 
     def on_error(self, message: str) -> None:
         self.errors.append(message)
+
+    def on_alert(self, delivery: Delivery) -> None:
+        self.alerts.append(delivery)
 
     def on_engine_up(self, restarts: int) -> None:
         self.stats = EngineStats()   # rates and counts of a dead engine are not this one's

@@ -22,6 +22,7 @@ from monitor.probes.text import printable, redact_url
 from monitor.ui import format as fmt
 from monitor.store.uptime import Outage
 from monitor.store.views import RANGES, utc
+from monitor.ui.alerts_view import mark_text
 from monitor.ui.details import CERT_DETAILS, detail_rows
 from monitor.ui.history import UPTIME_EVERY, TargetHistory, read_target
 from monitor.ui.widgets.chart import RANGE_KEYS, LatencyChart
@@ -151,7 +152,8 @@ class DetailScreen(Screen[None]):
                               (f"{view.target.kind} {shown}  {lasting}", palette.muted))
         self.title_line.update(title)
         # the whole reason under the title (in the phases box it wrapped into a column)
-        self.reason_line.update(reason_text(view, now, palette))
+        mark = self.app.marks.get(self.target_name)  # type: ignore[attr-defined]
+        self.reason_line.update(mark_text(mark, palette) + reason_text(view, now, palette))
         if self.target_name not in touched and self._drawn:
             return
         self._drawn = True

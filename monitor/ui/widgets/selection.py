@@ -10,6 +10,7 @@ from textual.widgets import Static
 from monitor.engine.board import TargetView
 from monitor.engine.state import State
 from monitor.ui import format as fmt
+from monitor.ui.alerts_view import Mark, mark_text
 
 
 class SelectionLine(Static):
@@ -19,9 +20,13 @@ class SelectionLine(Static):
     _shown: Text | None = None
 
     def show(self, view: TargetView | None, now: float, palette: fmt.Palette,
-             width: int, stale: str | None = None) -> None:
-        """`stale`: what to say instead of a state while the engine is not measuring."""
+             width: int, stale: str | None = None, mark: Mark | None = None) -> None:
+        """`stale`: what to say instead of a state while the engine is not measuring;
+        `mark`: a maintenance window or a DOWN parent that keeps it from alerting."""
         text = selection_text(view, now, palette, stale)
+        if mark is not None and stale is None:   # after the name, before the reason
+            name_end = len(" ".join(view.target.name.split())) + 4 if view else 0
+            text = text[:name_end] + mark_text(mark, palette) + text[name_end:]
         room = max(1, width - 2)   # the padding
         if text.cell_len > room:
             text.truncate(room, overflow="ellipsis")
