@@ -36,7 +36,8 @@ from monitor.ui.alerts_view import Marks, show_alerts
 from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
                                  reload_line, transition_line)
 from monitor.store.views import WindowUptime
-from monitor.ui.history import UPTIME_EVERY, Past, apply_past, read_past, read_uptime
+from monitor.ui.history import (UPTIME_EVERY, Past, apply_past, has_history, read_past,
+                                read_uptime)
 from monitor.service.snapshot import BoardSnapshot
 from monitor.ui.attached import take_snapshot
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
@@ -173,8 +174,9 @@ class MonitorApp(App[int]):
         self._arrange(force=True)
         table.focus()
         # the board's past, read while the engine starts; results wait for it
-        self._past = asyncio.get_running_loop().run_in_executor(
-            None, read_past, self.config, self.clock())
+        if has_history(self.config):
+            self._past = asyncio.get_running_loop().run_in_executor(
+                None, read_past, self.config, self.clock())
         self.set_interval(self.refresh_every, self.flush)
         self._read_uptime()
         self.set_interval(UPTIME_EVERY, self._read_uptime)
@@ -207,7 +209,7 @@ class MonitorApp(App[int]):
     def _read_uptime(self) -> None:
         """Start a read of every target's uptime windows, unless one is going
         (at 10,000 targets a read takes seconds: never on this loop)."""
-        if self._uptime_read is None:
+        if self._uptime_read is None and has_history(self.config):
             self._uptime_read = asyncio.get_running_loop().run_in_executor(
                 None, read_uptime, self.config)
 

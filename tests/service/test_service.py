@@ -96,7 +96,7 @@ async def test_a_frozen_viewer_stalls_nothing(tmp_path, runtime_dir, control_ser
     # big results (long URLs) fill a frozen viewer's socket in seconds
     pad = "x" * 7000
     targets = [(f"t{i}", control_server.url(f"t{i}?pad={pad}")) for i in range(20)]
-    config = write_config(tmp_path / "m.toml", targets, interval="100ms")
+    config = write_config(tmp_path / "m.toml", targets, interval="100ms", timeout="90ms")
     service = await services(config, service_env(tmp_path, runtime_dir))
     await service.wait_listening()
     frozen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
