@@ -37,6 +37,28 @@ def occurrence(window: Maintenance, at: dt.datetime) -> tuple[dt.datetime, dt.da
     return None
 
 
+def occurrences(window: Maintenance, since: dt.datetime,
+                until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Every occurrence of `window` that overlaps [since, until), in UTC."""
+    if not window.recurring:
+        assert window.start is not None and window.end is not None
+        return [(window.start, window.end)] if window.start < until and window.end > since else []
+    assert window.start_time is not None and window.end_time is not None
+    zone = window.zone
+    found = []
+    day = since.astimezone(zone).date() - dt.timedelta(days=1)   # one that ran past midnight
+    last = until.astimezone(zone).date()
+    while day <= last:
+        if not window.weekdays or day.weekday() in window.weekdays:
+            start = _local(day, window.start_time, zone)
+            end_day = day if window.end_time > window.start_time else day + dt.timedelta(days=1)
+            end = _local(end_day, window.end_time, zone)
+            if start < until and end > since:
+                found.append((start.astimezone(dt.UTC), end.astimezone(dt.UTC)))
+        day += dt.timedelta(days=1)
+    return found
+
+
 def _local(day: dt.date, time: dt.time, zone: dt.tzinfo) -> dt.datetime:
     # a time skipped by a DST jump (02:30 on the spring-forward night) is taken
     # as the moment after the jump, fold=0 picks the earlier of a repeated hour
@@ -85,6 +107,34 @@ class Calendar:
 
     def __bool__(self) -> bool:
         return bool(self._by_target)
+
+    def holes(self, target: str, since: dt.datetime,
+              until: dt.datetime) -> list[tuple[int, int]]:
+        """`target`'s maintenance in [since, until) as sorted, merged epoch-ms
+        spans: what uptime leaves out when `maintenance_uptime = "exclude"`."""
+        spans = sorted((int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+                       for window in self._by_target.get(target, ())
+                       for start, end in occurrences(window, since, until))
+        merged: list[tuple[int, int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+
+def uptime_holes(config: Config, now: dt.datetime, back: dt.timedelta):  # noqa: ANN201
+    """For the history's uptime maths: name -> maintenance spans of the last
+    `back` (epoch ms), or None when maintenance counts (`maintenance_uptime =
+    "include"`) or there is none."""
+    if config.settings.maintenance_uptime != "exclude":
+        return None
+    calendar = Calendar.of(config)
+    if not calendar:
+        return None
+    since = now - back
+    return lambda name: calendar.holes(name, since, now)
 
 
 def in_maintenance(config: Config, target: str, at: dt.datetime) -> ActiveWindow | None:

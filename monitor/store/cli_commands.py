@@ -23,6 +23,7 @@ from monitor.output import format_latency, json_line, paint, use_colour
 from monitor.probes.text import printable
 from monitor.store.connect import HistoryError
 from monitor.store.history import HistoryStore
+from monitor.store.reader import Holes
 from monitor.store.location import MEMORY, history_location
 from monitor.store.views import StoredEvent, StoredSample, TargetReport, iso_at
 
@@ -106,6 +107,17 @@ def _open(args: Any, load_config: Callable[[], Config]) -> HistoryStore:
             raise UsageError(f"{config.path} keeps history in memory only ([settings] "
                              "history_db = \":memory:\"): there is nothing to read")
     return HistoryStore.open(path, read_only=True)
+
+
+def _maintenance(args: Any, load_config: Callable[[], Config], since: float,
+                 until: float) -> Holes | None:
+    """The config's maintenance windows, left out of uptime (`maintenance_uptime
+    = "exclude"`, the default); none with `--db` and no config to read them from."""
+    if args.db is not None and getattr(args, "config", None) is None:
+        return None
+    from monitor.alerts.maintenance import uptime_holes
+    moment = datetime.fromtimestamp(until, UTC)
+    return uptime_holes(load_config(), moment, moment - datetime.fromtimestamp(since, UTC))
 
 
 def _say(text: str) -> None:
@@ -220,7 +232,8 @@ def cmd_report(args: Any, load_config: Callable[[], Config], out: TextIO | None 
 
     def body() -> int:
         since, until, reports = _reading(
-            args, load_config, now, lambda store, since, until: store.report(since, until, now))
+            args, load_config, now, lambda store, since, until: store.report(
+                since, until, now, _maintenance(args, load_config, since, until)))
         reports.sort(key=lambda r: (math.inf if r.tally.uptime_pct is None
                                     else r.tally.uptime_pct, r.target.name))
         if args.format == "json":

@@ -29,7 +29,7 @@ from monitor.store import schema
 from monitor.store.connect import (
     HistoryError, connect, describe, is_corrupt, is_memory, memory_uri, move_aside)
 from monitor.store.location import MEMORY, HistoryBusy, OwnerLock, history_location
-from monitor.store.reader import Reader, prepare_reader
+from monitor.store.reader import Holes, Reader, prepare_reader
 from monitor.store.uptime import Outage
 from monitor.store.views import (
     WINDOWS, Series, StoredEvent, StoredSample, TargetInfo, TargetReport, WindowUptime)
@@ -195,8 +195,10 @@ class HistoryStore:
         return self._read(lambda r: r.events(name, since, until, limit), [])
 
     def uptime(self, names: Iterable[str] | None = None, windows: Sequence[float] = WINDOWS,
-               now: float | None = None) -> dict[str, list[WindowUptime]]:
-        return self._read(lambda r: r.uptime(names, windows, now), {})
+               now: float | None = None, holes: Holes | None = None
+               ) -> dict[str, list[WindowUptime]]:
+        """`holes`: name -> spans left out of uptime (maintenance windows)."""
+        return self._read(lambda r: r.uptime(names, windows, now, holes), {})
 
     def incidents(self, name: str, since: float, until: float | None = None,
                   now: float | None = None) -> list[Outage]:
@@ -207,8 +209,8 @@ class HistoryStore:
         return self._read(lambda r: r.series(name, range_, now, points), None)
 
     def report(self, since: float, until: float | None = None,
-               now: float | None = None) -> list[TargetReport]:
-        return self._read(lambda r: r.report(since, until, now), [])
+               now: float | None = None, holes: Holes | None = None) -> list[TargetReport]:
+        return self._read(lambda r: r.report(since, until, now, holes), [])
 
 
 def _first_connect(writer: Writer, path: str) -> None:

@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable, Sequence
 from monitor.store.codec import SAMPLE_COLUMNS, STATES, STATUSES, decode_hist, encode_hist
 from monitor.store.rollup import HOUR_MS, MINUTE_MS, Aggregate
 from monitor.store.uptime import (
-    REMOVED, Outage, Run, Span, outages, tally, timeline, window_tallies)
+    REMOVED, Outage, Run, Span, carve, outages, tally, timeline, window_tallies)
 from monitor.store.views import (
     RANGES, WINDOWS, Bucket, Series, StoredEvent, StoredSample, TargetInfo, TargetReport,
     WindowUptime)
 from monitor.probes.base import PHASES
 
+# name -> epoch-ms spans to leave out of uptime (maintenance windows), sorted, disjoint
+Holes = Callable[[str], Sequence[tuple[int, int]]]
 LIVE_GRACE_MS = 15_000      # a run that wrote this recently and never stopped is still going
 RAW_SERIES_MAX_MS = 6 * HOUR_MS   # charts longer than this read rollups
 RAW_AGGREGATE_MAX_MS = 2 * HOUR_MS
@@ -171,8 +173,10 @@ class Reader:
         return {target: timeline(runs, changes[target]) for target in wanted}
 
     def uptime(self, names: Iterable[str] | None = None, windows: Sequence[float] = WINDOWS,
-               now: float | None = None) -> dict[str, list[WindowUptime]]:
-        """Per target, per window (seconds back from now): uptime, coverage, incidents."""
+               now: float | None = None, holes: Holes | None = None
+               ) -> dict[str, list[WindowUptime]]:
+        """Per target, per window (seconds back from now): uptime, coverage,
+        incidents. `holes`: name -> spans left out of uptime (maintenance)."""
         now_ms = self._now_ms(now)
         known = self.targets()
         wanted = [known[n] for n in (names if names is not None else known) if n in known]
@@ -181,7 +185,12 @@ class Reader:
         lengths = [int(window * 1000) for window in windows]
         out = {}
         for info in wanted:
-            tallies = window_tallies(spans.get(info.id, []), now_ms, lengths)
+            own = spans.get(info.id, [])
+            tallies = window_tallies(own, now_ms, lengths)
+            cut = holes(info.name) if holes is not None else None
+            if cut:   # time in maintenance is no data; its outages still count as incidents
+                carved = window_tallies(carve(own, cut), now_ms, lengths)
+                tallies = [(counted, down) for (counted, _), (_, down) in zip(carved, tallies)]
             out[info.name] = [WindowUptime(window, counted, down)
                               for window, (counted, down) in zip(windows, tallies)]
         return out
@@ -299,7 +308,7 @@ class Reader:
         return Series(name, span_ms / 1000.0, level, width / 1000.0, buckets)
 
     def report(self, since: float, until: float | None = None,
-               now: float | None = None) -> list[TargetReport]:
+               now: float | None = None, holes: Holes | None = None) -> list[TargetReport]:
         """Every target with history in the window: uptime, coverage, outages,
         latency percentiles (approximate past the raw window)."""
         now_ms = self._now_ms(now)
@@ -312,8 +321,9 @@ class Reader:
         reports = []
         for info in infos:
             own = spans.get(info.id, [])
+            counted = carve(own, holes(info.name)) if holes is not None else own
             reports.append(TargetReport(info, since_ms / 1000.0, until_ms / 1000.0,
-                                        tally(own, since_ms, until_ms),
+                                        tally(counted, since_ms, until_ms),
                                         outages(own, since_ms, until_ms),
                                         self.aggregate(info.id, since_ms, until_ms, tail)))
         return reports

@@ -116,6 +116,28 @@ def timeline(runs: Sequence[Run], changes: Iterable[tuple[int, int, int, str | N
     return spans
 
 
+def carve(spans: Sequence[Span], holes: Sequence[tuple[int, int]]) -> list[Span]:
+    """`spans` without the time in `holes` (sorted, disjoint [start, end)
+    epoch-ms spans: maintenance windows): that time becomes no data, counted
+    neither way. A span a hole cuts in two keeps its state on both sides."""
+    if not holes:
+        return list(spans)
+    out: list[Span] = []
+    for span in spans:
+        start = span.start
+        for hole_start, hole_end in holes:
+            if hole_end <= start or hole_start >= span.end:
+                continue
+            if hole_start > start:
+                out.append(span._replace(start=start, end=hole_start))
+            start = max(start, hole_end)
+            if start >= span.end:
+                break
+        if start < span.end:
+            out.append(span._replace(start=start))
+    return out
+
+
 def tally(spans: Sequence[Span], start: int, end: int) -> Tally:
     """Time in each confirmed state within [start, end)."""
     totals = {UP: 0, DEGRADED: 0, DOWN: 0}

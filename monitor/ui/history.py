@@ -137,6 +137,16 @@ def apply_past(board: Board, past: Past) -> None:
             view.events.append(transition)
 
 
+def _holes(config: Config, now: float | None = None):  # noqa: ANN202
+    """Maintenance windows of the longest uptime window, left out of uptime
+    (unless `maintenance_uptime = "include"`)."""
+    from datetime import timedelta
+
+    from monitor.alerts.maintenance import uptime_holes
+    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    return uptime_holes(config, moment, timedelta(seconds=max(WINDOWS)))
+
+
 def read_uptime(config: Config) -> dict[str, list[WindowUptime]]:
     """Every target's uptime windows now (in a thread); {} without history."""
     try:
@@ -146,7 +156,7 @@ def read_uptime(config: Config) -> dict[str, list[WindowUptime]]:
     if store is None:
         return {}
     try:
-        return store.uptime([t.name for t in config.targets])
+        return store.uptime([t.name for t in config.targets], holes=_holes(config))
     except HistoryError:
         return {}
     finally:
@@ -183,7 +193,8 @@ def read_target(config: Config, name: str, range_: str | None, points: int,
         return out
     now = time.time() if now is None else now
     try:
-        out.windows = store.uptime([name], WINDOWS, now=now).get(name, [])
+        out.windows = store.uptime([name], WINDOWS, now=now,
+                                   holes=_holes(config, now)).get(name, [])
         found = store.incidents(name, now - RANGES[over], now=now)
         out.incident_count = len(found)
         out.incidents = sorted(found, key=lambda o: o.start, reverse=True)[:INCIDENTS_SHOWN]
