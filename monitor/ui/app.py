@@ -22,22 +22,20 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from monitor import appstate
-from monitor.config import ConfigError, parse_config
 from monitor.config.keys import BINDINGS, EDITING
 from monitor.config.model import Config
 from monitor.engine.board import Board
 from monitor.engine.client import EngineClient, EngineDown, Listener, ProcessEngine
 from monitor.engine.query import Arranger, Filter, SortMode
-from monitor.engine.sinks import ConfigRejected, ConfigReloaded
 from monitor.engine.state import State, Transition
 from monitor.ui import format as fmt
 from monitor.ui import themes
 from monitor.ui.alerts_view import Marks, show_alerts
-from monitor.ui.eventlog import (engine_down_line, engine_up_line, error_line, rejected_lines,
-                                 reload_line, transition_line)
+from monitor.ui.eventlog import engine_down_line, engine_up_line, error_line, transition_line
 from monitor.store.views import WindowUptime
-from monitor.ui.history import (UPTIME_EVERY, Past, apply_past, has_history, read_past,
-                                read_uptime)
+from monitor.ui.feeds import PAST_WAIT, BoardFeeds
+from monitor.ui.history import UPTIME_EVERY, Past, has_history, read_past
+from monitor.ui.looks import LooksAndLayout
 from monitor.service.snapshot import BoardSnapshot
 from monitor.ui.attached import take_snapshot
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
@@ -57,13 +55,11 @@ if TYPE_CHECKING:
 
 EngineFactory = Callable[[Listener], EngineClient]
 RARE_KEYS = {"reload"}
-PAST_WAIT = 5.0   # seconds the board waits for history at start before going on without it
-EVENT_LOG_FROM_HISTORY = 50
 RESORT_EVERY = 1.0   # seconds: re-sorting more often makes rows jump under the cursor
 SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with targets pending
 
 
-class MonitorApp(App[int]):
+class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
     TITLE = "monitor"
     # rare ones stay out of the footer (80 columns hold the daily keys); `?`
     # and the palette list them all. `/` is a priority binding: handled as it
@@ -204,29 +200,6 @@ class MonitorApp(App[int]):
         if terminal_gone():
             self.exit(0)
 
-    # --- uptime windows from history ------------------------------------------------
-
-    def _read_uptime(self) -> None:
-        """Start a read of every target's uptime windows, unless one is going
-        (at 10,000 targets a read takes seconds: never on this loop)."""
-        if self._uptime_read is None and has_history(self.config):
-            self._uptime_read = asyncio.get_running_loop().run_in_executor(
-                None, read_uptime, self.config)
-
-    def _take_uptime(self) -> bool:
-        """A finished read onto the board: every row redrawn, and the history
-        columns join (or leave) the layout. True when it changed the rows."""
-        future = self._uptime_read
-        if future is None or not future.done():
-            return False
-        self._uptime_read = None
-        had = bool(self.history_uptime)
-        self.history_uptime = {} if future.cancelled() or future.exception() else future.result()
-        if had != bool(self.history_uptime):
-            self._relayout()
-        self.table.dirty |= set(self.board.views)
-        return True
-
     # --- the refresh cycle ------------------------------------------------------
 
     def flush(self) -> None:
@@ -294,62 +267,6 @@ class MonitorApp(App[int]):
             with self.batch_update():
                 self._take_uptime()
                 self._render_visible()
-
-    def _take_past(self, touched: set[str]) -> bool:
-        """History's samples and events onto the board, once."""
-        future, self._past = self._past, None
-        if future is None or not future.done() or future.cancelled():
-            self.events.write(error_line("history not shown: still reading it after "
-                                         f"{PAST_WAIT:g}s", self.wall_now(), self.palette))
-            return False
-        error = future.exception()
-        past = future.result() if error is None else None
-        if past is None or past.error:
-            why = past.error if past is not None else f"{type(error).__name__}: {error}"
-            self.events.write(error_line(f"history not shown: {why}", self.wall_now(),
-                                         self.palette))
-            return False
-        apply_past(self.board, past)
-        for transition in past.events[-EVENT_LOG_FROM_HISTORY:]:
-            self.events.write(transition_line(transition, self.palette))
-        if past.samples or past.events:
-            self.events.write(Text(f"{self.wall_now():%H:%M:%S} monitor started; earlier "
-                                   "lines and trends are from history", style=self.palette.muted))
-        touched.update(past.samples)
-        return True
-
-    def _follow_config(self, event: ConfigReloaded | ConfigRejected, touched: set[str]) -> bool:
-        """The engine runs another config (or refused a broken one): make the
-        board match it. True when rows came or went."""
-        if isinstance(event, ConfigRejected):
-            self.config_banner.show(event.problems)
-            for line in rejected_lines(event, self.wall_now(), self.palette):
-                self.events.write(line)
-            return False
-        self.config_banner.show(None)
-        if event.config_text == self.config.source:
-            return False   # an engine (re)started on the config the board shows
-        try:
-            config = parse_config(event.config_text, self.config.path)
-        except ConfigError as exc:   # the engine validated this very text: not expected
-            self.events.write(error_line(f"cannot follow the engine's config: {exc}",
-                                         self.wall_now(), self.palette))
-            return False
-        change = self.board.apply_config(config.targets, self.clock())
-        self.config = config
-        self.marks.follow(config)
-        if config.keys:
-            self.set_keymap(config.keys)
-        self.events.write(reload_line(event, change, self.wall_now(), self.palette))
-        if not change:
-            return False
-        self.arranger = Arranger(self.board.views.values())
-        touched.update(change.added, change.changed)
-        if self._detail is not None and self._detail.name in change.removed \
-                and self.screen is self._detail:
-            self.pop_screen()
-            self.notify(f"{self._detail.name} was removed from the config", timeout=4)
-        return True
 
     def _settle_once(self, now: float) -> None:
         """Once the board is full (every target has a first result, or a long
@@ -524,18 +441,6 @@ class MonitorApp(App[int]):
         else:
             self.exit(1, return_code=1, message=f"monitor: {reason}")
 
-    # --- themes ---------------------------------------------------------------
-
-    def _set_palette(self) -> None:
-        self.palette = fmt.Palette.from_variables(self.theme_variables)
-
-    def _on_theme_changed(self, _theme: object) -> None:
-        self._set_palette()
-        themes.save_theme(self.theme)
-        self.table.restyle()
-        self._show_summary()
-        self._render_visible()
-
     # --- actions ----------------------------------------------------------------
 
     def selected_name(self) -> str | None:
@@ -598,37 +503,6 @@ class MonitorApp(App[int]):
         self._arrange(force=True)
         self._render_visible()
         self._show_summary()
-
-    def _restore_layout(self) -> None:
-        """The board as it was left: sort, grouping, the event log shown or not."""
-        layout = appstate.saved_layout()
-        if layout.get("sort") in {mode.value for mode in SortMode}:
-            self.sort_mode = SortMode(layout["sort"])
-        self.grouped = bool(layout.get("grouped", False))
-        self.events.set_class(bool(layout.get("events_hidden", False)), "hidden")
-
-    def _remember_layout(self) -> None:
-        appstate.save_layout(sort=self.sort_mode.value, grouped=self.grouped,
-                             events_hidden=self.events.has_class("hidden"))
-
-    async def _follow_theme_files(self) -> None:
-        """A theme file saved while the dashboard runs is applied at once (a
-        broken one is named, and the theme in use stays)."""
-        import watchfiles
-        folders = [str(d) for d in themes.theme_dirs() if d.is_dir()]
-        if not folders:
-            return
-        async for _changes in watchfiles.awatch(*folders, debounce=300, recursive=False):
-            loaded, problems = themes.load_themes(self._theme_dirs)
-            for theme in loaded:
-                self.register_theme(theme)
-            self.theme_names = [t.name for t in loaded]
-            if problems:
-                self.notify("\n".join(problems), title="Theme files skipped",
-                            severity="warning", timeout=10)
-            if self.theme in self.theme_names:
-                self.refresh_css()
-                self._on_theme_changed(None)
 
     def action_sort(self) -> None:
         self.sort_mode = self.sort_mode.next()

@@ -126,3 +126,20 @@ async def test_a_save_is_applied_without_asking(tmp_path, listening_port):
         banner = app.query_one("#config-problems")
         await until(pilot, lambda: banner.has_class("shown"))
         assert list(app.board.views) == ["alpha", "beta"]
+
+
+async def test_the_detail_screen_of_a_removed_target_closes_and_says_why(tmp_path, listening_port):
+    path = tmp_path / "monitor.toml"
+    path.write_text(HEAD + block("alpha", listening_port) + block("beta", listening_port))
+    app = dashboard(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.board.views["beta"].state.value == "up")
+        await pilot.press("enter")   # the details of the selected row, whichever it is
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        shown = app.screen.target_name
+        remaining = "alpha" if shown == "beta" else "beta"
+        path.write_text(HEAD + block(remaining, listening_port))
+        await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        assert shown not in app.board.views
+        assert any(f"{shown} was removed from the config" in str(n.message)
+                   for n in app._notifications)
