@@ -199,7 +199,28 @@ def cmd_dashboard(config: Config, refresh: float, record: str | None = None,
     app = MonitorApp(config, engine or own_engine, refresh=refresh, ui_nice=ui_nice,
                      settle_heap=settle)
     code = app.run()
-    return code or EXIT_OK
+    return _past_stuck_threads(code or EXIT_OK)
+
+
+def _past_stuck_threads(code: int) -> int:
+    """The dashboard has ended; end the process too. Quitting while the
+    terminal goes away (q, then the SSH session or tmux closes) can leave
+    Textual's input thread spinning on the dead terminal forever, and Python
+    waits for it at exit: a process at 75 % of a core, with no screen. What
+    is still running a moment after the app ended is not waited for."""
+    import threading
+    main = threading.main_thread()
+    left = [t for t in threading.enumerate() if t is not main and not t.daemon]
+    for thread in left:
+        thread.join(timeout=1.0)
+    if any(thread.is_alive() for thread in left):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
 
 
 def cmd_kinds(only: str | None) -> int:

@@ -418,3 +418,20 @@ def test_a_theme_file_saved_while_running_is_read(tmux: str, tmp_path: Path):
             if "theme: my-own" in seen:
                 break
         assert "theme: my-own" in seen, "the theme saved while running was never offered"
+
+
+@pytest.mark.parametrize("pause", [0.05, 0.15, 0.3])
+def test_quitting_as_the_terminal_closes_leaves_nothing_running(tmux: str, tmp_path: Path,
+                                                                pause: float):
+    """`q` and then the SSH session (or tmux) closing at once: Textual's input
+    thread used to spin on the dead terminal and keep the process alive at
+    75 % of a core, with no screen, forever."""
+    with open_dashboard(tmux, tmp_path, {}) as (term, config):
+        term.wait_for(lambda s: "fast-site" in s and "UP" in s)
+        term.press("q")
+        time.sleep(pause)
+        term.run("kill-server")
+        deadline = time.monotonic() + 10
+        while pids_for(str(config)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pids_for(str(config)) == [], "a process kept running after quitting"
