@@ -82,11 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # the reader left (`monitor status | head -1`): a quiet end, as `yes | head -1`;
-        # nothing may fail on the way out either (Python flushes stdout at exit)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        # the reader left (`monitor status | head -1`): a quiet end, as `yes | head -1`
+        from monitor.output import silence_stdout
+        silence_stdout()
         return EXIT_OK
 
 

@@ -29,8 +29,8 @@ from monitor.store.sink import HistoryRefused, open_history
 from monitor.service.server import ServiceBusy, open_service
 from monitor.export import MetricsSink
 from monitor.output import (behind_line, dropped_event, dropped_line, encode_lines, json_line,
-                            on_schedule_line, reload_line, result_line, stats_event,
-                            transition_line, use_colour)
+                            on_schedule_line, reload_line, result_line, silence_stdout,
+                            stats_event, transition_line, use_colour)
 
 EXIT_OK, EXIT_PROBLEM, EXIT_CONFIG = 0, 1, 2
 BEHIND_CHECK_EVERY = 2.0      # seconds between text mode's looks at whether it is behind
@@ -212,11 +212,7 @@ def _start_reporting(host: EngineHost, out: Outbox[str], as_json: bool,
 
 def _stdout_gone(exc: BaseException | None) -> int:
     """How `run --headless` ends when its stdout can take no more."""
-    # Nothing may fail on the way out either: Python flushes stdout at exit
-    # (the Python docs' advice for SIGPIPE).
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    silence_stdout()
     if exc is None or isinstance(exc, (BrokenPipeError, ConnectionResetError)):
         return EXIT_OK   # the reader left, as `head -1` does: a quiet end, like `yes | head -1`
     say(f"monitor: cannot write to stdout: {getattr(exc, 'strerror', None) or exc}")

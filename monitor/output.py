@@ -15,6 +15,15 @@ from monitor.config.durations import format_duration
 _COLOURS = {"up": "32", "degraded": "33", "down": "31", "pending": "36", "paused": "90"}
 
 
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null: its reader left, and nothing may fail on the
+    way out either (Python flushes stdout at exit; the Python docs' advice
+    for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
