@@ -38,7 +38,6 @@ class BoardFeeds:
     history_uptime: Any
     _past: Any
     _uptime_read: Any
-    _detail: Any
 
     def _read_uptime(self) -> None:
         """Start a read of every target's uptime windows, unless one is going
@@ -111,9 +110,5 @@ class BoardFeeds:
             return False
         self.arranger = Arranger(self.board.views.values())
         touched.update(change.added, change.changed)
-        detail = self._detail
-        if detail is not None and detail.target_name in change.removed \
-                and self.screen is detail:
-            self.pop_screen()
-            self.notify(f"{detail.target_name} was removed from the config", timeout=4)
+        # (a detail screen of a removed target closes itself and says why)
         return True

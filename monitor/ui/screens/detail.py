@@ -137,8 +137,9 @@ class DetailScreen(Screen[None]):
         if not self._composed or not self.is_attached:
             return
         view = self.view
-        if view is None:
+        if view is None:   # a reload removed it: the one place that says so
             self.app.pop_screen()
+            self.app.notify(f"{self.target_name} was removed from the config", timeout=4)
             return
         palette: fmt.Palette = self.app.palette  # type: ignore[attr-defined]
         now = self.app.clock()  # type: ignore[attr-defined]
