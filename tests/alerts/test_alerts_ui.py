@@ -87,6 +87,9 @@ async def test_deliveries_reach_the_dashboard_as_alerts_not_engine_errors(
         assert f"alert desk (bell) bell: DOWN dead (127.0.0.1:{port})" in log
         assert "HTTP 500" in log.split("alert broken (webhook) failed")[1].splitlines()[0]
         assert "engine:" not in log   # a delivery is not an engine error
+        # notify() posts a message: the toasts land a moment after the log lines
+        await until(pilot, lambda: any(title == "Alert not delivered: broken (webhook)"
+                                       for title, _ in toasts(app)))
         shown = toasts(app)
         assert any(title == "Alert" and message.startswith(f"DOWN dead (127.0.0.1:{port})")
                    for title, message in shown), shown

