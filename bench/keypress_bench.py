@@ -30,12 +30,16 @@ the frame that key must produce, polled every 2 ms over a tmux control client:
   down       the second row is now the first
   details    enter: the detail screen of a target that was on screen, with its
              statistics and config block drawn
-  back       escape: the board again, rows under the header
+  back       backspace (every other visit): the board again, rows under the header
+  back (esc) escape (the other visits), the same frame: Escape alone is only
+             known to be one when no more bytes follow, and Textual's input
+             thread looks every 100 ms (ESCDELAY cannot shorten that)
 
 A press whose frame does not come within `--key-timeout` is a miss (counted,
 not timed). Reported per condition and key: presses, misses, p50, p95, max.
 
     python bench/keypress_bench.py [--condition live failing busy] [--targets 10000]
+                                   [--only sort filter scroll details]
                                    [--presses 50] [--ui-nice N] [--profile DIR] [--json]
                                    [--save FILE]
 
@@ -69,8 +73,10 @@ sys.path.insert(0, str(HERE))
 import dashboard_bench as db  # noqa: E402
 
 CONDITIONS = {"live": "60s", "failing": "60s", "busy": "10s"}
-KEYS = ("s", "g", "/ (open)", "type", "enter", "clear", "pagedown", "down", "details", "back")
+KEYS = ("s", "g", "/ (open)", "type", "enter", "clear", "pagedown", "down", "details", "back",
+        "back (esc)")
 FILTER_TEXT = "t1"            # typed a character at a time; cleared with one backspace
+FOOTER = re.compile(r"\bSort\b.*\bGroup\b")   # the key footer's line, never filter text
 ROW = re.compile(r"^ [●▲✖…‖] (?:UP|DEGR|DOWN|PEND|PAUS|STALE)\s+(\S+)")
 Screen = Callable[[str], bool]
 
@@ -91,12 +97,14 @@ def header_index(screen: str) -> int | None:
 
 
 def filter_box(screen: str) -> str | None:
-    """The text in the filter box ('' for its placeholder); None when it is hidden."""
-    header = header_index(screen)
-    if header is None or header < 2:
+    """The text in the filter box ('' for its placeholder); None when it is hidden.
+    The box opens over the key footer, on the bottom line."""
+    if header_index(screen) is None:
         return None
-    text = screen.split("\n")[header - 1].strip()
-    return "" if text.startswith("filter: name") else text
+    text = screen.rstrip("\n").rsplit("\n", 1)[-1].strip()
+    if text.startswith("filter: name"):
+        return ""
+    return None if FOOTER.search(text) else text
 
 
 def summary_filter(screen: str) -> str | None:
@@ -163,10 +171,8 @@ class KeyBench:
             sampler = db.Sampler({"ui": ui, "engine": worker,
                                   "tmux": bench.tmux.server_pid(), "server": bench.server_pid})
             sampler.begin()
-            self.sort_and_group()
-            self.filter_rounds()
-            self.scroll()
-            self.details()
+            for part in args.only:
+                PARTS[part](self)
             window = sampler.end()
         finally:
             bench.close_pane(name, control, "q", [ui, worker])
@@ -265,10 +271,18 @@ class KeyBench:
                        and len(r) == len(names))
 
     def details(self) -> None:
-        for _ in range(self.args.presses):
+        for visit in range(2 * self.args.presses):
             names = set(row_names(self.screen()))
             self.press("details", ["Enter"], lambda s, n=names: detail_of(s) in n)
-            self.press("back", ["Escape"], board_frame)
+            # Backspace: Escape is held back by Textual's input thread, which
+            # polls every 100 ms (a lone ESC may begin a key's sequence), and
+            # that wait is timed apart, as `back (esc)`
+            key, label = ("Escape", "back (esc)") if visit % 2 else ("BSpace", "back")
+            self.press(label, [key], board_frame)
+
+
+PARTS = {"sort": KeyBench.sort_and_group, "filter": KeyBench.filter_rounds,
+         "scroll": KeyBench.scroll, "details": KeyBench.details}
 
 
 def closed_port() -> int:
@@ -308,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--condition", nargs="+", choices=list(CONDITIONS),
                         default=list(CONDITIONS), help="live failing busy (all three)")
     parser.add_argument("--targets", type=int, default=10_000)
+    parser.add_argument("--only", nargs="+", choices=list(PARTS), default=list(PARTS),
+                        help="which keys: sort (s, g), filter, scroll, details (all)")
     parser.add_argument("--presses", type=int, default=50, help="at least this many of each key")
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds after every target's first result, before the keys (5)")

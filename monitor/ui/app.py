@@ -42,7 +42,7 @@ from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_stat
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import ConfigBanner, EngineBanner
 from monitor.ui.widgets.event_log import EventLog
-from monitor.ui.widgets.filter_box import FilterBox
+from monitor.ui.widgets.filter_box import COVER_LAYER, FilterBox
 from monitor.ui.widgets.footer import SteadyFooter
 from monitor.ui.widgets.selection import SelectionLine
 from monitor.ui.widgets.summary import BoardView, SummaryBar
@@ -61,6 +61,7 @@ SETTLE_AT_THE_LATEST = 120.0   # seconds: the heap is settled then even with tar
 
 class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
     TITLE = "monitor"
+    CSS = f"Screen {{ layers: default {COVER_LAYER}; }}"
     # rare ones stay out of the footer (80 columns hold the daily keys); `?`
     # and the palette list them all. `/` is a priority binding: handled as it
     # is read, so the filter box has focus before the keys after it are
@@ -128,8 +129,8 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         # Kept as attributes: the refresh cycle runs several times a second and
         # must not depend on the DOM (a query during shutdown finds nothing).
         self.summary = SummaryBar(id="summary")
-        self.filter_box = FilterBox(placeholder="filter: name, down, tag:x, group:x, kind:http",
-                                      id="filter")
+        self.filter_box = FilterBox(placeholder="filter: name, down, tag:x, group:x, kind:http"
+                                                "   (enter keeps, esc clears)", id="filter")
         self.header = TargetHeader(id="header")
         self.table = TargetTable(id="targets")
         self.table.header = self.header
@@ -137,15 +138,17 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         self.events = EventLog(id="event-log", max_lines=500)
         self.banner = EngineBanner(id="banner")
         self.config_banner = ConfigBanner(id="config-problems")
+        # first: the compositor numbers widgets from the last one placed, so
+        # the box coming and going renumbers nothing and redraws nothing else
+        yield self.filter_box
         yield self.summary
         yield self.banner
         yield self.config_banner
-        yield self.filter_box
         yield self.header
         yield self.table
         yield self.selection
         yield self.events
-        yield SteadyFooter(compact=True, show_command_palette=False)
+        yield SteadyFooter(compact=True, show_command_palette=False, covered_by=self.filter_box)
 
     async def on_mount(self) -> None:
         loaded, problems = themes.load_themes(self._theme_dirs)

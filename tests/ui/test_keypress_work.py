@@ -12,6 +12,7 @@ from monitor.engine.state import State
 from monitor.ui import app as app_module
 from monitor.ui.app import SETTLE_AT_THE_LATEST, MonitorApp
 from monitor.ui.screens.detail import DetailScreen
+from monitor.ui.widgets.footer import SteadyFooter
 from monitor.ui.widgets.targets import TargetTable
 from tests.ui.conftest import footer_drawn, make_app, populate, screen_ready
 from tests.ui.fake_engine import NOW, FakeEngine
@@ -147,3 +148,35 @@ async def test_the_heap_is_settled_anyway_after_a_long_first_round(config_file: 
         clock[0] += 1
         app.flush()
         assert settled == [NOW + SETTLE_AT_THE_LATEST]
+
+
+async def test_the_filter_box_opens_over_the_footer_and_moves_nothing(config_file: Path,
+                                                                      monkeypatch):
+    """`/` and Enter redraw one line: the box covers the footer (the bottom
+    line), no other widget moves or resizes, and the footer's keys are not
+    rebuilt for the box's focus and back."""
+    built: list[object] = []
+    real_init = FooterKey.__init__
+    monkeypatch.setattr(FooterKey, "__init__",
+                        lambda self, *a, **k: built.append(self) or real_init(self, *a, **k))
+    app = make_app(config_file)
+    async with app.run_test(size=(100, 30)) as pilot:
+        populate(app)
+        app.flush()
+        await footer_drawn(pilot)
+        widgets = (app.summary, app.header, app.table, app.selection, app.events)
+        regions = [w.region for w in widgets]
+        built.clear()
+        await pilot.press("slash")
+        await pilot.pause()
+        assert app.filter_box.is_open and app.focused is app.filter_box
+        assert app.filter_box.region.y == app.size.height - 1 and app.filter_box.region.height == 1
+        assert [w.region for w in widgets] == regions
+        await pilot.press("c", "h", "enter")
+        await footer_drawn(pilot)
+        assert not app.filter_box.is_open and app.filter.text == "ch"
+        assert [w.region for w in widgets] == regions
+        assert built == []
+        footer = app.screen.query_one(SteadyFooter)
+        assert footer.region.y == app.size.height - 1 and "Filter" in str(
+            [key.description for key in footer.query(FooterKey)])

@@ -8,6 +8,12 @@ went to the table and ran as commands (`/tag:squid` quit). So the box takes
 focus at once, from a priority binding handled before the next key is read,
 and it closes itself on Enter/Escape while handling its own keys, handing
 any keys still queued for it back to the widget it took focus from.
+
+It opens over the key footer (the bottom line, as `/` does in less, vim and
+htop), on a layer of its own: showing or hiding it moves nothing else, so the
+frame that answers `/` or Enter redraws one line, not the 10,000-row board
+laid out again (bench/keypress_bench.py). The keys the footer would show
+while it is open are Enter and Escape, which the placeholder names.
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ from textual.widget import Widget
 from textual.widgets import Input
 
 
+COVER_LAYER = "cover"   # above the board: what opens there moves nothing
+
+
 class FilterBox(Input):
-    # compact: one line, no border (Input's own rules outrank a plain type rule)
+    # compact: one line, no border (Input's own rules outrank a plain type rule);
+    # the layer is declared by the screen (`COVER_LAYER`)
     DEFAULT_CSS = """
-    FilterBox { display: none; background: $boost; }
+    FilterBox { display: none; dock: bottom; layer: cover; height: 1; background: $panel; }
     FilterBox.-textual-compact { padding: 0 1; }
     FilterBox.shown { display: block; }
     """

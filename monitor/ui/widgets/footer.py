@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.widgets import Footer
+
+from monitor.ui.widgets.filter_box import FilterBox
 
 
 class SteadyFooter(Footer):
@@ -15,6 +19,13 @@ class SteadyFooter(Footer):
 
     _shown: tuple[object, ...] | None = None
     rebuilds = 0   # recompositions that happened, for tests
+
+    def __init__(self, *, covered_by: FilterBox | None = None, **kwargs: Any) -> None:
+        """`covered_by`: a widget that, shown, hides this footer (the filter
+        box opens over it): the keys its focus brings are not drawn, and on
+        closing the same keys come back, so nothing is rebuilt either way."""
+        super().__init__(**kwargs)
+        self.covered_by = covered_by
 
     def _keys(self) -> tuple[object, ...] | None:
         """Everything `compose` draws from: the same tuple, the same footer."""
@@ -36,6 +47,9 @@ class SteadyFooter(Footer):
             # bindings too): what it would show now is not what it shows on
             # return, when it is asked again
             return
+        cover = self.covered_by
+        if cover is not None and cover.is_open:
+            return   # asked again when the cover goes and focus comes back
         keys = self._keys()
         if keys is not None and keys == self._shown:
             return

@@ -385,7 +385,13 @@ class TargetTable(ScrollView, can_focus=True):
                      sum(c.width + 2 for c in columns))
 
     def notify_style_update(self) -> None:
+        """Styles were recomputed: rows are drawn again only if the table's own
+        style moved. Focus coming and going (the filter box opening) changes
+        only the cursor's look, and re-rendering every visible row for it was
+        most of that keypress at 160 columns."""
         super().notify_style_update()
+        if self._base_style is not None and self.rich_style == self._base_style:
+            return
         self._base_style = None
         self._strips.clear()
 
