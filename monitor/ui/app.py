@@ -38,6 +38,7 @@ from monitor.ui.history import UPTIME_EVERY, Past, has_history, read_past
 from monitor.ui.looks import LooksAndLayout
 from monitor.service.snapshot import BoardSnapshot
 from monitor.ui.attached import take_snapshot
+from monitor.ui.collector import KeyHold
 from monitor.ui.inbox import EngineUp, EngineWatch, Inbox, Liveness, forget_states
 from monitor.ui.process import terminal_gone, yield_cpu_to_engine
 from monitor.ui.widgets.banner import ConfigBanner, EngineBanner
@@ -118,6 +119,7 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         self._born = clock()
         self.wall = wall   # time of day, for what people read; `clock` measures
         self.watch = EngineWatch(clock(), wall=wall)
+        self.collector = KeyHold(self.set_timer)
 
     def _process_engine(self, listener: Listener) -> EngineClient:
         assert self.config.path is not None, "the engine process reads the config file"
@@ -186,7 +188,13 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         self._engine_started = True
         yield_cpu_to_engine(self.ui_nice)
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.collector.key()   # no collection inside the frame this key makes
+        await super().on_event(event)
+
     async def on_unmount(self) -> None:
+        self.collector.release()
         if self._engine_started:
             self._engine_started = False
             await self.engine.stop()
