@@ -353,6 +353,9 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         self._fit_table()
         table = self.table
         table.show(order)
+        table.say_when_empty(None if order or not self.filter.text else Text.assemble(
+            "  no target matches ", (f"“{fmt.shorten(self.filter.text, 40)}”", "bold"),
+            ("   (esc clears the filter)", self.palette.muted)))
 
     def _relayout(self, width: int | None = None) -> None:
         table = self.table
@@ -388,7 +391,7 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         if log.has_class("hidden") or not table.is_attached:
             return
         others = sum(child.outer_size.height for child in self.screen_stack[0].children
-                     if child is not table and child is not log)
+                     if child not in (table, log, self.filter_box))   # the box is a cover
         room = self.size.height - others   # for the table and the log
         height = max(self._log_least, room - self._table_rows)
         if room > 0 and height != self._log_height:

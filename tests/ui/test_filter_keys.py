@@ -130,3 +130,18 @@ async def test_slash_takes_focus_back_to_an_open_box(config_file: Path):
         await settle(pilot, app)
         # the box has the keys again, its text selected as whenever it takes focus
         assert app.focused is app.filter_box and app.filter_box.value == "own"
+
+
+async def test_a_filter_that_matches_nothing_says_so_on_the_board(config_file: Path):
+    app = make_app(config_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await board_ready(pilot, app)
+        await pilot.press("slash", *"zz", "enter")
+        await settle(pilot, app)
+        assert app.table.order == []
+        first_row = "".join(segment.text for segment in app.table.render_line(0))
+        assert "no target matches “zz”" in first_row and "esc clears" in first_row
+        assert len(first_row) == app.table.size.width
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert app.table.empty_note is None and len(app.table.order) == 6

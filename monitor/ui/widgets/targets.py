@@ -242,6 +242,7 @@ class TargetTable(ScrollView, can_focus=True):
         self.on_scrolled: Callable[[], None] | None = None
         self.on_resized: Callable[[int], None] | None = None
         self.header: TargetHeader | None = None
+        self.empty_note: Text | None = None   # what an empty table says on its first line
 
     # --- structure ----------------------------------------------------------
 
@@ -278,6 +279,12 @@ class TargetTable(ScrollView, can_focus=True):
         self._resize_virtual()
         self.move_to(keep)
         self.refresh()
+
+    def say_when_empty(self, note: Text | None) -> None:
+        """The line an empty table shows (a filter that matches nothing says so)."""
+        if note != self.empty_note:
+            self.empty_note = note
+            self.refresh_line(0)
 
     def _resize_virtual(self) -> None:
         width = sum(c.width + 2 for c in self.columns_now)
@@ -349,6 +356,10 @@ class TargetTable(ScrollView, can_focus=True):
         if base is None:   # rich_style walks every ancestor's styles: once, not per line
             base = self._base_style = self.rich_style
         if index >= len(self.order):
+            note = self.empty_note
+            if note is not None and index == 0:
+                return Strip(list(note.render(self.app.console)), note.cell_len) \
+                    .crop_extend(0, width, base).apply_style(base)
             return Strip.blank(width, base)
         key = self.order[index]
         strip = self._strips.get(key)
