@@ -19,7 +19,6 @@ from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input
 
 from monitor import appstate
 from monitor.config.keys import BINDINGS, EDITING
@@ -131,7 +130,7 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         # Kept as attributes: the refresh cycle runs several times a second and
         # must not depend on the DOM (a query during shutdown finds nothing).
         self.summary = SummaryBar(id="summary")
-        self.filter_box = FilterBox(placeholder="filter: name, down, tag:x, group:x, kind:http"
+        self.filter_box = FilterBox(on_change=self._filter_changed, placeholder="filter: name, down, tag:x, group:x, kind:http"
                                                 "   (enter keeps, esc clears)", id="filter")
         self.header = TargetHeader(id="header")
         self.table = TargetTable(id="targets")
@@ -511,9 +510,8 @@ class MonitorApp(BoardFeeds, LooksAndLayout, App[int]):
         elif self.filter_box.value:
             self.filter_box.value = ""
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter = Filter(event.value)
+    def _filter_changed(self, text: str) -> None:
+        self.filter = Filter(text)
         self._arrange(force=True)
         self._render_visible()
         self._show_summary()

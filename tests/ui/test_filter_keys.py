@@ -145,3 +145,14 @@ async def test_a_filter_that_matches_nothing_says_so_on_the_board(config_file: P
         await pilot.press("escape")
         await settle(pilot, app)
         assert app.table.empty_note is None and len(app.table.order) == 6
+
+
+async def test_the_board_is_filtered_in_the_same_turn_as_the_box_changes(config_file: Path):
+    """Not after a message round: the box's text and the rows it selects go
+    out in one frame."""
+    app = make_app(config_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await board_ready(pilot, app)
+        app.filter_box.value = "down"                  # as a typed key sets it
+        assert app.filter.text == "down" and app.table.order == ["db-primary"]
+        assert "filter “down” 1/6" in str(app.summary.render())

@@ -18,6 +18,8 @@ while it is open are Enter and Escape, which the placeholder names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import events
 from textual.message import Message
 from textual.widget import Widget
@@ -43,9 +45,19 @@ class FilterBox(Input):
             super().__init__()
             self.kept = kept
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, on_change: Callable[[str], None] | None = None,
+                 **kwargs: object) -> None:
+        """`on_change`: called with the new text as it changes, in the same turn
+        as the key. (Through the Changed message the board was filtered after
+        the box's frame went out, and its rows came a frame later: one more
+        frame, 20-50 ms, on every key typed at 10,000 targets.)"""
         super().__init__(compact=True, **kwargs)  # type: ignore[arg-type]
         self._return_to: Widget | None = None
+        self._on_change = on_change
+
+    def watch_value(self, value: str) -> None:
+        if self._on_change is not None:
+            self._on_change(value)
 
     @property
     def is_open(self) -> bool:
