@@ -126,7 +126,9 @@ class DetailScreen(Screen[None]):
             self.refresh_from_board({name})
             self.boxes["config"].update(self._config_text())
             self._show_history()
-            self.read_history()
+            # after this visit's first frame: the read's thread holds the GIL
+            # for much of its work, and the frame would wait on it
+            self.call_after_refresh(self.read_history)
 
     @property
     def view(self) -> TargetView | None:
