@@ -323,7 +323,7 @@ class Bench:
         keepalive = self.args.keepalive
         path = self.workdir / f"http{targets}{'-keepalive' if keepalive else ''}.toml"
         if not path.exists():
-            lines = ["[settings]", 'interval = "1s"', 'timeout = "900ms"', ""]
+            lines = ["[settings]", 'interval = "1s"', 'timeout = "900ms"', *self.args.setting, ""]
             for i in range(targets):
                 lines += [*kinds.target_lines("http", i, self.port),
                           *(["keepalive = true"] if keepalive else []), ""]
@@ -822,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the cli under another interpreter (e.g. a venv without "
                              "uvloop), as client cli-LABEL; with @SRC, import monitor from the "
                              "directory SRC (a snapshot of another commit); repeatable")
+    parser.add_argument("--setting", action="append", default=[], metavar="LINE",
+                        help='another [settings] line for the cli\'s config, e.g. '
+                             '\'history_db = "off"\' (repeatable)')
     parser.add_argument("--keepalive", action="store_true",
                         help="the cli's targets reuse connections (keepalive = true); the "
                              "bare loop still opens a fresh one per request")
