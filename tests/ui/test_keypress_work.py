@@ -10,8 +10,9 @@ from textual.widgets._footer import FooterKey
 
 from monitor.config import parse_config
 from monitor.engine.state import State
-from monitor.ui import app as app_module
-from monitor.ui.app import SETTLE_AT_THE_LATEST, MonitorApp
+from monitor.ui import refresh as refresh_module
+from monitor.ui.app import MonitorApp
+from monitor.ui.refresh import SETTLE_AT_THE_LATEST
 from monitor.ui.screens.detail import DetailScreen
 from monitor.ui.widgets.footer import SteadyFooter
 from monitor.ui.widgets.targets import TargetTable
@@ -54,8 +55,8 @@ async def test_a_keypress_on_a_big_board_walks_it_at_most_once_and_draws_visible
     # refresh=1000: no timed flush lands inside a measured press
     app = MonitorApp(config, FakeEngine, clock=lambda: NOW, watch_terminal=False, refresh=1000)
     cells_built = []
-    real_row_cells = app_module.row_cells
-    monkeypatch.setattr(app_module, "row_cells",
+    real_row_cells = refresh_module.row_cells
+    monkeypatch.setattr(refresh_module, "row_cells",
                         lambda *a: cells_built.append(a[0]) or real_row_cells(*a))
     async with app.run_test(size=(120, 40)) as pilot:
         engine: FakeEngine = app.engine  # type: ignore[assignment]
