@@ -320,7 +320,7 @@ async def test_hang_before_any_byte_times_out_during_ttfb():
     assert result.reason == "timed out after 300ms during ttfb"
     assert result.latency_ms is None
     assert "connect" in result.phases_ms
-    assert 0.25 < elapsed < 1.0
+    assert 0.25 < elapsed < 2.0   # the deadline held (the server never answers); room for a busy CI
 
 
 async def test_server_that_never_reads_times_out_during_ttfb():
@@ -388,7 +388,7 @@ async def test_slow_drip_times_out_during_transfer():
     assert result.status is Status.DOWN
     assert result.reason == "timed out after 500ms during transfer"
     assert {"connect", "ttfb"} <= phases(result)
-    assert elapsed < 1.0
+    assert elapsed < 2.0   # the deadline held (the drip would take 5 s); room for a busy CI
 
 
 # --- bodies and the cap ---------------------------------------------------------------
