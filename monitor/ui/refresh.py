@@ -77,7 +77,7 @@ class RefreshCycle:
         inbox, board, table = self.inbox, self.board, self.table
         if not table.is_attached:
             return   # shutting down: the screen is being taken apart
-        touched, self._touched = self._touched, set()   # with what was taken since
+        touched: set[str] = set()
         moved = False
         if self._past is not None:
             if not self._past.done() and self.clock() - self._born < PAST_WAIT:
@@ -85,10 +85,9 @@ class RefreshCycle:
             moved = self._take_past(touched)
         while inbox.configs:   # first: a new target's first result needs its row
             moved |= self._follow_config(inbox.configs.popleft(), touched)
-        while inbox.results:
-            result = inbox.results.popleft()
-            if board.apply_result(result) is not None:
-                touched.add(result.name)
+        self._take_results()   # what is still queued, after the rows it may need
+        touched |= self._touched   # with what was taken between redraws
+        self._touched = set()
         log = self.events
         moved |= bool(inbox.changes)   # a state change re-sorts and re-filters at once
         while inbox.changes:
