@@ -9,6 +9,7 @@ about 40 bytes on disk (bench/history_bench.py).
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Callable
@@ -76,12 +77,13 @@ BASE_US = 250
 BUCKETS = 34
 LAST = BUCKETS - 1
 EDGES = tuple(BASE_US * 2 ** (i / 2) for i in range(LAST))   # upper edge of bucket i
+# Latencies are whole microseconds, so `latency < edge` is `latency < ceil(edge)`:
+# integer edges give Python and SQL (rollup.py) the same bucket, float rounding aside.
+WHOLE_EDGES = tuple(math.ceil(edge) for edge in EDGES)
 
 
 def bucket_of(latency_us: int) -> int:
-    if latency_us < BASE_US:
-        return 0
-    return min(int(2 * math.log2(latency_us / BASE_US)) + 1, LAST)
+    return bisect.bisect_right(WHOLE_EDGES, latency_us)
 
 
 def encode_hist(counts: dict[int, int]) -> bytes:

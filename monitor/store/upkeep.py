@@ -10,12 +10,12 @@ it committed (a commit that fails leaves the writer's state as it was).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from monitor.store import schema
 from monitor.store.codec import SAMPLE_COLUMNS, epoch_ms
-from monitor.store.rollup import HOUR_MS, MINUTE_MS, roll_up, rows_of
+from monitor.store.rollup import HOUR_MS, MINUTE_MS, rolled_up_in_sql
 
 SETTLE_ROWS = 200_000      # rows in `recent` that start a settle...
 SETTLE_AGE_MS = 30 * 60_000   # ...or the age of its oldest row
@@ -63,9 +63,7 @@ class Upkeep:
         db.execute(f"INSERT OR IGNORE INTO samples({columns}) SELECT {columns} FROM recent "
                    "WHERE rowid <= ? AND at >= ? ORDER BY target, at",
                    (cut, now - self.retention.raw_ms))
-        rows = db.execute("SELECT target, at, status, latency_us FROM recent WHERE rowid <= ?",
-                          (cut,))
-        settled = settle_rollups(db, rows, now - self.retention.minutes_ms)
+        settled = settle_rollups(db, cut, now - self.retention.minutes_ms)
         db.execute("DELETE FROM recent WHERE rowid <= ?", (cut,))
         row = db.execute("SELECT at FROM recent ORDER BY rowid LIMIT 1").fetchone()
 
@@ -126,11 +124,11 @@ class Upkeep:
                         ("hours_horizon", self._round_cuts[2] * HOUR_MS)])       # type: ignore[index]
 
 
-def settle_rollups(db: sqlite3.Connection, rows: Iterable[tuple], minutes_from: int = 0) -> int:
-    """Add sample rows (target, at, status, latency_us) into `hours`, and
-    into `minutes` those from `minutes_from` on; how many rows there were."""
-    rows = list(rows)
-    schema.upsert_rollups(db, "hours", rows_of(roll_up(rows, HOUR_MS)))
-    schema.upsert_rollups(db, "minutes", rows_of(roll_up(
-        [row for row in rows if row[1] >= minutes_from], MINUTE_MS)))
-    return len(rows)
+def settle_rollups(db: sqlite3.Connection, cut: int, minutes_from: int) -> int:
+    """Add the rows of `recent` up to rowid `cut` into `hours`, and into
+    `minutes` those from `minutes_from` on; how many rows there were."""
+    source = "FROM recent WHERE rowid <= ? AND at >= ?"
+    schema.upsert_rollups(db, "hours", rolled_up_in_sql(db, source, (cut, 0), HOUR_MS))
+    schema.upsert_rollups(db, "minutes", rolled_up_in_sql(
+        db, source, (cut, minutes_from), MINUTE_MS))
+    return db.execute("SELECT count(*) FROM recent WHERE rowid <= ?", (cut,)).fetchone()[0]

@@ -3,18 +3,21 @@ rows go level by level; percentiles from the histograms stay close."""
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from monitor.engine.result import Status
 from monitor.engine.state import State
-from monitor.store import HistoryStore, Retention, upkeep, writer
-from monitor.store.codec import decode_hist, encode_hist, merge_hist
+from monitor.store import HistoryStore, Retention, schema, upkeep, writer
+from monitor.store.codec import (
+    EDGES, LAST, WHOLE_EDGES, bucket_of, decode_hist, encode_hist, merge_hist)
 from monitor.store.reader import Reader, prepare_reader
-from monitor.store.rollup import Aggregate
+from monitor.store.rollup import HOUR_MS, MINUTE_MS, Aggregate, rolled_up_in_sql, roll_up, rows_of
 from monitor.engine.stats import percentile
 from tests.store.conftest import T0, Clock, result, transition
 
@@ -155,3 +158,32 @@ def test_histogram_blobs_round_trip_and_merge():
     assert decode_hist(encode_hist(counts)) == counts
     assert decode_hist(merge_hist(encode_hist({5: 1}), encode_hist({5: 2, 6: 1}))) == {5: 3, 6: 1}
     assert decode_hist(None) == {} and Aggregate().percentile_ms(0.5) is None
+
+
+latencies = st.one_of(st.none(), st.integers(0, 40_000_000),
+                      st.sampled_from([edge + d for edge in WHOLE_EDGES for d in (-1, 0, 1)]))
+sample_rows = st.lists(st.tuples(st.integers(1, 4), st.integers(0, 3 * 3_600_000),
+                                 st.integers(0, 2), latencies), max_size=300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=sample_rows, minutes_from=st.integers(0, 3 * 3_600_000))
+def test_sqlite_counts_the_rollups_python_would(rows, minutes_from):
+    """The settle counts in SQL (rollup.rolled_up_in_sql); the migration and
+    every reader add up in Python: both must give the same rows, histogram
+    buckets included, at their edges too."""
+    db = sqlite3.connect(":memory:")
+    schema.create(db)
+    db.executemany("INSERT INTO recent(target, at, status, latency_us) VALUES (?,?,?,?)", rows)
+    source = "FROM recent WHERE rowid <= ? AND at >= ?"
+    for width in (MINUTE_MS, HOUR_MS):
+        wanted = list(rows_of(roll_up([row for row in rows if row[1] >= minutes_from], width)))
+        assert rolled_up_in_sql(db, source, (len(rows), minutes_from), width) == wanted
+    db.close()
+
+
+def test_a_latency_falls_in_the_bucket_whose_edges_hold_it():
+    assert bucket_of(0) == 0 and bucket_of(249) == 0 and bucket_of(250) == 1
+    for index, edge in enumerate(EDGES[1:], start=2):
+        assert bucket_of(math.ceil(edge) - 1) == index - 1 and bucket_of(math.ceil(edge)) == index
+    assert bucket_of(10**12) == LAST
