@@ -6,7 +6,6 @@ import asyncio
 import re
 from datetime import datetime
 
-from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -28,6 +27,7 @@ from monitor.ui.history import UPTIME_EVERY, TargetHistory, read_target
 from monitor.ui.widgets.chart import RANGE_KEYS, LatencyChart
 from monitor.ui.widgets.selection import reason_text
 from monitor.ui.widgets.footer import SteadyFooter
+from monitor.ui.widgets.grid import Grid
 
 
 class DetailScreen(Screen[None]):
@@ -166,11 +166,9 @@ class DetailScreen(Screen[None]):
         self.boxes["cert"].update(self._cert(view, palette))
         self.boxes["events"].update(self._events(view, palette))
 
-    def _stats(self, view: TargetView, now: float) -> Table:
+    def _stats(self, view: TargetView, now: float) -> Grid:
         s = view.stats.summary(now)
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column(justify="right")
+        grid = Grid(("dim", "left"), ("", "right"))
         rows = [("last", fmt.latency(s.last_ms)), ("min", fmt.latency(s.min_ms)),
                 ("avg", fmt.latency(s.avg_ms)), ("p50", fmt.latency(s.p50_ms)),
                 ("p95", fmt.latency(s.p95_ms)), ("max", fmt.latency(s.max_ms)),
@@ -181,13 +179,10 @@ class DetailScreen(Screen[None]):
             grid.add_row(label, value)
         return grid
 
-    def _phases(self, view: TargetView) -> Table:
+    def _phases(self, view: TargetView) -> Grid:
         last = view.last.phases_ms if view.last else {}
         average = view.phase_averages()
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column(justify="right")
-        grid.add_column(justify="right")
+        grid = Grid(("dim", "left"), ("", "right"), ("", "right"))
         grid.add_row("phase", "last", "avg")
         for phase in PHASES:
             if phase in last or phase in average:
@@ -196,13 +191,11 @@ class DetailScreen(Screen[None]):
             grid.add_row("(no phases yet)", "", "")
         return grid
 
-    def _cert(self, view: TargetView, palette: fmt.Palette) -> Text | Table:
+    def _cert(self, view: TargetView, palette: fmt.Palette) -> Text | Grid:
         last = view.last
         if last is None:
             return Text("nothing measured yet", style=palette.muted)
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim")
-        grid.add_column()
+        grid = Grid(("dim", "left"), ("", "left"))
         details = dict(last.details or {})
         cert = last.cert
         if cert is not None:
@@ -382,15 +375,12 @@ def _no_history(got: TargetHistory) -> str:
 _WINDOW_NAMES = {seconds: name for name, seconds in RANGES.items()}
 
 
-def _windows_text(got: TargetHistory | None, palette: fmt.Palette) -> Text | Table:
+def _windows_text(got: TargetHistory | None, palette: fmt.Palette) -> Text | Grid:
     if got is None:
         return Text("reading history…", style=palette.muted)
     if got.off or got.error:
         return Text(_no_history(got), style=palette.warning if got.error else palette.muted)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim")
-    for _ in range(3):
-        grid.add_column(justify="right")
+    grid = Grid(("dim", "left"), ("", "right"), ("", "right"), ("", "right"))
     grid.add_row("window", "uptime", "data", "incidents")
     for window in got.windows:
         uptime = window.uptime_pct
