@@ -390,9 +390,11 @@ class Bench:
             time.sleep(args.warmup)
             sampler = db.Sampler({"monitor": proc.pid, "server": self.server_pid,
                                   "bench": os.getpid()})
+            sched0, wall0 = eb.loop_sched(proc.pid), time.monotonic()
             sampler.begin()
             time.sleep(args.seconds)
             row = sampler.end()
+            row.update(eb.sched_fields(sched0, eb.loop_sched(proc.pid), time.monotonic() - wall0))
             row["rss_mib"] = db._mib(proc.pid)
             row["hwm_mib"] = db._mib(proc.pid, "VmHWM")
             if proc.poll() is not None:
@@ -678,8 +680,9 @@ def markdown(result: dict[str, Any]) -> str:
     out += ["", "Per run:", "",
             "| targets | run | # | client | CPU s / 1000 | client CPU % | probes | scheduled "
             "| server seen | kept | failures | p50 | p95 | p99 | max | RSS MiB | server CPU % "
-            "| host busy % | others % | machine busy before % |",
-            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|" + "---:|" * 10]
+            "| host busy % | others % | machine busy before % | loop runs/s | ms per run "
+            "| loop waited for a CPU ms/s |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|" + "---:|" * 13]
     for row in result["rows"]:
         cpu = _f(row.get("cpu_pct"), 1)
         if row["client"] == "dashboard":
@@ -692,7 +695,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_f(row['error_p99_ms'])} | {_f(row['error_max_ms'])} "
             f"| {_f(row.get('rss_mib'), 1)} "
             f"| {_f(row.get('server_cpu_pct'), 1)} | {_f(row.get('host_busy_pct'), 0)} "
-            f"| {_f(row.get('others_cpu_pct'), 0)} | {_f(row['idle_busy_pct'], 0)} |")
+            f"| {_f(row.get('others_cpu_pct'), 0)} | {_f(row['idle_busy_pct'], 0)} "
+            f"| {_f(row.get('loop_runs_per_s'), 0)} | {_f(row.get('loop_ms_per_run'), 2)} "
+            f"| {_f(row.get('loop_cpu_wait_ms_per_s'), 1)} |")
     return "\n".join(out)
 
 

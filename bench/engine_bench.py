@@ -402,6 +402,31 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def loop_sched(pid: int) -> tuple[int, int, int] | None:
+    """(ns on a CPU, ns waiting for one, times run) of a process's main
+    thread (its event loop), from /proc/PID/schedstat; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            run_ns, wait_ns, runs = (int(v) for v in stat.read().split()[:3])
+    except (OSError, ValueError):
+        return None
+    return run_ns, wait_ns, runs
+
+
+def sched_fields(first: tuple[int, int, int] | None, last: tuple[int, int, int] | None,
+                 wall: float) -> dict[str, float | None]:
+    """How the loop thread ran over a window: how often it was put on a CPU,
+    for how long each time, and how long it waited for one while runnable.
+    (A loop that runs long each time keeps answers waiting behind its work;
+    one that waits for a CPU was crowded out by other processes.)"""
+    if first is None or last is None or wall <= 0 or last[2] <= first[2]:
+        return {"loop_runs_per_s": None, "loop_ms_per_run": None, "loop_cpu_wait_ms_per_s": None}
+    runs = last[2] - first[2]
+    return {"loop_runs_per_s": round(runs / wall, 1),
+            "loop_ms_per_run": round((last[0] - first[0]) / runs / 1e6, 3),
+            "loop_cpu_wait_ms_per_s": round((last[1] - first[1]) / wall / 1e6, 2)}
+
+
 def _host_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all cores from /proc/stat."""
     with open("/proc/stat") as stat:
@@ -463,9 +488,11 @@ def measure_child(child: Child, client: str, servers: list[Child], start_timeout
             on_window("open")
         server0 = sum(_proc_cpu(s.proc.pid) for s in servers)
         host0 = _host_busy()
+        sched0 = loop_sched(child.proc.pid)
         wall0 = time.perf_counter()
         result = child.read(window_timeout)
         wall = time.perf_counter() - wall0
+        result.update(sched_fields(sched0, loop_sched(child.proc.pid), wall))
         if on_window is not None:
             on_window("close")
         server = sum(_proc_cpu(s.proc.pid) for s in servers) - server0
