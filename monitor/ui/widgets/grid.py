@@ -14,12 +14,11 @@ Table, which shrinks the others too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Literal
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
 from rich.table import Table
@@ -54,12 +53,6 @@ class Grid:
             for index, cell in enumerate(row):
                 widths[index] = max(widths[index], max(map(cell_len, cell.plain.split("\n"))))
         return widths
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        widths = self._widths()
-        gaps = GAP * (len(widths) - 1)
-        return Measurement(sum(widths[:-1]) + gaps + min(1, widths[-1]),
-                           sum(widths) + gaps).clamp(max_width=options.max_width)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         widths = self._widths()
@@ -121,9 +114,3 @@ def _simple(plain: str) -> bool:
 def _style(style: str | Style) -> Style:
     return Style.parse(style) if isinstance(style, str) else style
 
-
-def grid_of(rows: Iterable[tuple[str | Text, ...]], *columns: tuple[str, Justify]) -> Grid:
-    grid = Grid(*columns)
-    for row in rows:
-        grid.add_row(*row)
-    return grid
