@@ -47,22 +47,18 @@ class Grid:
         text.style = Style.combine([Style.parse(style), _style(cell.style)])
         return text
 
-    def _widths(self) -> list[int]:
-        widths = [0] * len(self.columns)
-        for row in self.rows:
-            for index, cell in enumerate(row):
-                widths[index] = max(widths[index], max(map(cell_len, cell.plain.split("\n"))))
-        return widths
-
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        widths = self._widths()
+        if not all(_simple(cell.plain) for row in self.rows for cell in row):
+            yield self._as_table()
+            return
+        widths = [max((row[index].cell_len for row in self.rows), default=0)
+                  for index in range(len(self.columns))]
         room = options.max_width - sum(widths[:-1]) - GAP * (len(widths) - 1)
         # rich shrinks the widest column first: while the last one stays the
         # widest, that is the last one alone, wrapped (as here)
         longest_word = max((cell_len(word) for row in self.rows for word in row[-1].plain.split()),
                            default=0)
-        if room < max([1, longest_word, *widths[:-1]]) or 0 in widths or not all(
-                _simple(cell.plain) for row in self.rows for cell in row):
+        if room < max([1, longest_word, *widths[:-1]]) or 0 in widths:
             yield self._as_table()
             return
         widths[-1] = min(widths[-1], room)
