@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import Config, ConfigError, load_config
-from monitor.engine.heap import settle as settle_heap
+from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, settle as settle_heap
 from monitor.engine.result import ProbeResult
 from monitor.engine.scheduler import Engine
 from monitor.engine.sinks import ConfigRejected, ConfigReloaded, Sink
@@ -83,7 +83,7 @@ class EngineHost:
         self.demo = await start_demo(self.config, self.sinks.on_notice)
         await self.engine.start()
         if self._settle_heap:
-            settle_heap()
+            settle_heap(PROBING_YOUNG_THRESHOLD)
         loop = asyncio.get_running_loop()
         for sig in self._stop_on:
             loop.add_signal_handler(sig, self._stopping.set)
