@@ -54,7 +54,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -157,8 +156,8 @@ async def bench_scrape(count: int, baseline: bool, workdir: Path) -> dict[str, A
 
     # as the monitor's host does once its engine has started (engine/heap.py):
     # what lives as long as the process leaves the collector's sight
-    from monitor.engine.heap import settle
-    settle()
+    from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, settle
+    settle(PROBING_YOUNG_THRESHOLD)
     seq = [count]
 
     def touch(share: float) -> None:

@@ -205,7 +205,7 @@ def moved(moves: list[float]) -> dict[str, Any]:
 async def run(args: argparse.Namespace, port: int) -> list[dict[str, Any]]:
     from monitor.config import load_config
     from monitor.config.watch import ConfigWatcher
-    from monitor.engine.heap import settle
+    from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, settle
     from monitor.engine.scheduler import Engine
 
     starts = Starts()
@@ -216,7 +216,7 @@ async def run(args: argparse.Namespace, port: int) -> list[dict[str, Any]]:
         config = load_config(path)
         engine = Engine(config, on_result=starts.record, keep_history=False)
         await engine.start()
-        settle()
+        settle(PROBING_YOUNG_THRESHOLD)
         ticker.start()
         try:
             async with ConfigWatcher(path, config) as watcher:

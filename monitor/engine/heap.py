@@ -15,12 +15,13 @@ collects generation 0 whenever 700 more container objects exist than at the
 last collection; at 1,000 probes/s the tasks, futures, timers and coroutines
 of the probes in flight cross that ~10 times a second, and every collection
 walks all of them (0.1-8 ms each), every tenth also what survived (1-15 ms),
-and those pauses, landing while answers wait, were the slow tail of the
-latency error. At 2,000 most of those objects are gone again by the next
-collection: 60 young collections in 35 s instead of 300, a quarter of the
-collector's CPU, and the error's p99 about halved (bench/README.md, "The
-collector's threshold"). Reference counting frees almost everything anyway;
-the collector only finds cycles, which can wait a little longer.
+and those pauses land while answers wait (two thirds of the probes slower
+than the p99 overlapped one of over 2 ms). At 2,000 most of those objects are gone again by the next
+collection: 60 young collections in 35 s instead of 300 and a quarter of
+the collector's CPU (bench/README.md, "The collector's threshold", which also
+says what it did and did not do to the tail). Reference counting frees almost
+everything anyway; the collector only finds cycles, which can wait a little
+longer.
 """
 
 from __future__ import annotations
