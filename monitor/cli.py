@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             attached = attach_dashboard(config_arg, options)
             if attached is not None:
                 return attached
+        if command in ("serve", "check", "engine-worker") or (command == "run" and args.headless):
+            from monitor.engine.heap import collect_as_a_prober
+            collect_as_a_prober()   # before the config is read (engine/heap.py)
         if command in ("history", "report"):   # read-only; --db needs no config
             from monitor.store import cli_commands
             history_command = (cli_commands.cmd_history if command == "history"

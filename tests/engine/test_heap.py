@@ -8,7 +8,8 @@ import gc
 import pytest
 
 from monitor.config import load_config
-from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, settle
+from monitor.cli import main
+from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, collect_as_a_prober, settle
 from monitor.engine.host import EngineHost
 from monitor.engine.sinks import CallbackSink
 
@@ -64,3 +65,23 @@ async def test_a_host_told_not_to_settle_leaves_the_collector_alone(
         assert gc.get_threshold() == (700, 10, 10)
     finally:
         await host.close()
+
+
+def test_collect_as_a_prober_changes_only_generation_0(collector):
+    gc.set_threshold(700, 11, 12)
+    collect_as_a_prober()
+    assert gc.get_threshold() == (PROBING_YOUNG_THRESHOLD, 11, 12)
+
+
+def test_a_command_that_probes_raises_it_before_anything_else(tmp_path, collector, capsys):
+    """`monitor check` (like `run --headless`, `serve` and the engine worker)
+    collects as a prober; `monitor validate`, which probes nothing, does not."""
+    path = tmp_path / "m.toml"
+    path.write_text('[settings]\nhistory_db = "off"\n[[targets]]\nname = "closed"\n'
+                    'kind = "tcp"\nhost = "127.0.0.1"\nport = 1\ntimeout = "1s"\n')
+    gc.set_threshold(700, 10, 10)
+    assert main(["validate", str(path)]) == 0
+    assert gc.get_threshold() == (700, 10, 10)
+    assert main(["check", "--config", str(path)]) == 1   # the closed port is down
+    assert gc.get_threshold() == (PROBING_YOUNG_THRESHOLD, 10, 10)
+    assert "closed" in capsys.readouterr().out
