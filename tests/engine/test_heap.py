@@ -73,7 +73,7 @@ def test_collect_as_a_prober_changes_only_generation_0(collector):
     assert gc.get_threshold() == (PROBING_YOUNG_THRESHOLD, 11, 12)
 
 
-def test_a_command_that_probes_raises_it_before_anything_else(tmp_path, collector, capsys):
+def test_a_command_that_probes_collects_as_a_prober(tmp_path, collector, capsys):
     """`monitor check` (like `run --headless`, `serve` and the engine worker)
     collects as a prober; `monitor validate`, which probes nothing, does not."""
     path = tmp_path / "m.toml"
