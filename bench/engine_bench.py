@@ -111,6 +111,12 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 # --- the target server -------------------------------------------------------------
 
 def server_main(args: argparse.Namespace) -> int:
+    # The server is the yardstick: its answer should take exactly the delay.
+    # Its own collector stalled it now and then (a 35 ms full collection,
+    # every probe in flight late, whichever client ran): it collects as the
+    # monitor's probing processes do, from its start (monitor/engine/heap.py).
+    from monitor.engine.heap import collect_as_a_prober
+    collect_as_a_prober()
     _die_with_parent()
     _hard_deadline(args.deadline)
 
@@ -125,12 +131,8 @@ def server_main(args: argparse.Namespace) -> int:
                 loop.call_soon_threadsafe(stop.set)
 
         def ready(port: int) -> None:
-            # The server is the yardstick: its answer should take exactly the delay.
-            # Its own collector stalled it now and then (a 35 ms full collection,
-            # every probe in flight late, whichever client ran); settled as the
-            # monitor's processes settle theirs (monitor/engine/heap.py).
-            from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, settle
-            settle(PROBING_YOUNG_THRESHOLD)
+            from monitor.engine.heap import settle
+            settle()   # and freezes what it keeps, as they do
             threading.Thread(target=watch_stdin, daemon=True).start()
             _emit({"port": port, "pid": os.getpid()})
 
@@ -240,9 +242,10 @@ async def _measure(args: argparse.Namespace, window: Window, profile: Any,
 
 async def engine_client(args: argparse.Namespace, profile: Any) -> dict[str, Any]:
     from monitor.config import parse_config
-    from monitor.engine.heap import PROBING_YOUNG_THRESHOLD, settle
+    from monitor.engine.heap import collect_as_a_prober, settle
     from monitor.engine.scheduler import Engine
 
+    collect_as_a_prober()   # as `monitor run --headless` does, before its config is read
     lines = ['[settings]', 'interval = "1s"', 'timeout = "900ms"', '']
     for i in range(args.targets):
         lines += [*kinds.target_lines(args.kind, i, args.port), '']
@@ -254,7 +257,7 @@ async def engine_client(args: argparse.Namespace, profile: Any) -> dict[str, Any
 
     engine = Engine(config, on_result=on_result)
     await engine.start()
-    settle(PROBING_YOUNG_THRESHOLD)   # as the CLI's hosts do: history that accumulates later is not frozen
+    settle()   # as the CLI's hosts do: history that accumulates later is not frozen
     if args.prefill:   # before any probe task has run: no await since start()
         _prefill(engine)
     try:
