@@ -101,6 +101,24 @@ def test_two_results_in_one_millisecond_are_both_kept(db_path, opened):
     assert len(HistoryStore.open(db_path, read_only=True).samples("a")) == 2
 
 
+def test_a_full_batch_is_written_without_waiting_for_the_flush_interval(db_path, opened,
+                                                                         monkeypatch):
+    """A busy monitor writes small batches: BATCH_WAKE results wake the writer
+    (with the interval an hour long, only that can write them)."""
+    from monitor.store import writer
+    monkeypatch.setattr(writer, "FLUSH_EVERY", 3600.0)
+    store = opened(db_path, clock=Clock(10))
+    reader = opened(db_path, read_only=True)
+    for i in range(writer.BATCH_WAKE):
+        store.on_result(result("a", i))
+    wait_for(lambda: len(reader.samples("a")) == writer.BATCH_WAKE, timeout=10.0)
+    store.on_result(result("a", writer.BATCH_WAKE))   # a lone one waits for the interval...
+    time.sleep(0.3)
+    assert len(reader.samples("a")) == writer.BATCH_WAKE
+    store.close()                                      # ...or the close
+    assert len(reader.samples("a")) == writer.BATCH_WAKE + 1
+
+
 def test_a_removed_target_stops_counting_and_a_renamed_one_starts_fresh(db_path, opened):
     clock = Clock(0)
     store = opened(db_path, clock=clock)
