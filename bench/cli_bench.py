@@ -372,7 +372,12 @@ class Bench:
             self.serial += 1
             out = os.path.join(args.profile, f"cli-{targets}-{self.serial}.pstats")
             argv[1:2] = ["-m", "cProfile", "-o", out, "-m"]
-        env = None if source is None else {**os.environ, "PYTHONPATH": source}
+        # its history and service files in the scratch directory, removed with it
+        # (same filesystem as the user's data dir here), not left behind per run
+        env = {**os.environ, "XDG_DATA_HOME": str(self.workdir / "data"),
+               "XDG_STATE_HOME": str(self.workdir / "state")}
+        if source is not None:
+            env["PYTHONPATH"] = source
         with open(err, "wb") as stderr:
             proc = self._spawn(argv, subprocess.PIPE, stderr, env)
         assert proc.stdout is not None
