@@ -4,11 +4,12 @@ and reloads go to SQLite in batches, off the probing path.
 The engine's side only appends to a deque (`put`): no lock, no I/O, no
 exception. Every FLUSH_EVERY seconds the thread writes what arrived in one
 transaction, so kill -9 loses at most that much; sooner once BATCH_WAKE items
-wait, so a busy monitor writes many small batches rather than few large ones. A batch that fails (disk
-full, locked, unwritable, damaged) is kept and retried, bounded in memory:
-past MAX_PENDING results the oldest are dropped and counted; state changes
-and the monitor's own events are always kept. Health changes go to
-`on_health` (from this thread) as one sentence an operator can act on.
+wait, so a busy monitor writes many small batches rather than few large
+ones. A batch that fails (disk full, locked, unwritable, damaged) is kept
+and retried, bounded in memory: past MAX_PENDING results the oldest are
+dropped and counted; state changes and the monitor's own events are always
+kept. Health changes go to `on_health` (from this thread) as one sentence an
+operator can act on.
 
 Between batches, the thread settles `recent` into `samples` with their
 rollups and prunes old rows, a few targets per step (upkeep.py).

@@ -12,7 +12,7 @@ import pytest
 from monitor.config import parse_config
 from monitor.engine.result import Status
 from monitor.engine.state import State
-from monitor.store import HistoryStore, history_location
+from monitor.store import HistoryStore, history_location, writer
 from monitor.store.location import default_path
 from tests.store.conftest import T0, Clock, result, transition
 
@@ -105,7 +105,6 @@ def test_a_full_batch_is_written_without_waiting_for_the_flush_interval(db_path,
                                                                          monkeypatch):
     """A busy monitor writes small batches: BATCH_WAKE results wake the writer
     (with the interval an hour long, only that can write them)."""
-    from monitor.store import writer
     monkeypatch.setattr(writer, "FLUSH_EVERY", 3600.0)
     store = opened(db_path, clock=Clock(10))
     reader = opened(db_path, read_only=True)
