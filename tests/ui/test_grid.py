@@ -1,6 +1,7 @@
 """The detail screen's grids draw exactly what rich's Table.grid drew (the
 screen's snapshots were made with it), character for character and style for
-style, at every width, wrapping included."""
+style, at every width, wrapping included; text taken literally (rich would
+read markup and emoji codes in a str cell)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,23 @@ def test_a_grid_draws_what_rich_table_grid_draws(columns, data, width):
         table.add_column(style=style or None, justify=justify)
     grid = Grid(*columns)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
         grid.add_row(*row)
     assert drawn(grid, width) == drawn(table, width)
+
+
+def test_text_is_drawn_as_given_whichever_way_the_grid_draws_it():
+    """A certificate's subject is the server's text: no markup, no emoji codes,
+    no MarkupError, on the fast path and on rich's Table (a double space, or
+    a width too narrow for its longest word, takes that one)."""
+    hostile = ":a: CN=[/x] [bold]me[/bold]"
+    for value, width in ((hostile, 80), (hostile.replace(" ", "  "), 80), (hostile, 20)):
+        grid = Grid(("dim", "left"), ("", "left"))
+        grid.add_row("subject", value)
+        cells = drawn(grid, width)
+        shown = "".join(char for char, _ in cells)
+        assert ":a:" in shown and "[/x]" in shown and "🅰" not in shown
+        assert not any("bold" in style for _, style in cells)
 
 
 def test_the_detail_screens_grids_take_the_fast_path():

@@ -87,7 +87,10 @@ class Grid:
         for style, justify in self.columns:
             table.add_column(style=style or None, justify=justify)
         for row in self._given:
-            table.add_row(*row)
+            # a str cell is literal text, as on the fast path: rich would read
+            # markup and emoji codes in it (a certificate's subject is the
+            # server's text; "[/x]" in it raised MarkupError)
+            table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
         return table
 
 
