@@ -46,8 +46,10 @@ def show_alerts(app: MonitorApp, deliveries: deque[Delivery]) -> None:
         if delivery.outcome == "bell":
             app.bell()
     for message, title, severity in toasts[:TOASTS_PER_FLUSH]:
+        # the text is the network's and the config's (a reason phrase, a name):
+        # shown as it is, never read as markup ("[/x]" raised MarkupError)
         app.notify(message, title=title, severity=severity,   # type: ignore[arg-type]
-                   timeout=10 if severity == "error" else 6)
+                   timeout=10 if severity == "error" else 6, markup=False)
     if len(toasts) > TOASTS_PER_FLUSH:
         app.notify(f"{len(toasts) - TOASTS_PER_FLUSH} more: see the event log (e)",
                    title="Alerts", severity="warning", timeout=6)

@@ -158,7 +158,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
         self._set_palette()
         if problems:
             self.notify("\n".join(problems), title="Theme files skipped", severity="warning",
-                        timeout=10)
+                        timeout=10, markup=False)
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self._restore_layout()
@@ -233,7 +233,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
         self.events.write(engine_down_line(down, self.wall_now(), self.palette))
         if down.retry_in is None or down.tries == 0:   # not each failed try: the log has those
             final = down.retry_in is None
-            self.notify(down.reason, severity="error", timeout=30 if final else 8,
+            self.notify(down.reason, severity="error", timeout=30 if final else 8, markup=False,
                         title="Engine could not be restarted" if final else "Engine stopped")
         return forgotten
 
@@ -247,7 +247,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
         """True (and said) when there is no engine to send `what` to."""
         refusal = self.watch.refusal()
         if refusal is not None:
-            self.notify(refusal, title=what, severity="warning", timeout=3)
+            self.notify(refusal, title=what, severity="warning", timeout=3, markup=False)
         return refusal is not None
 
     async def action_quit(self) -> None:
@@ -288,7 +288,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
             self.engine.probe_now(name)
             stalled = " (but the engine is not responding)" \
                 if self.watch.liveness is Liveness.STALLED else ""
-            self.notify(f"probing {name}{stalled}", timeout=1.5)
+            self.notify(f"probing {name}{stalled}", timeout=1.5, markup=False)
 
     def action_pause(self, name: str | None = None) -> None:
         name = name or self.selected_name()
@@ -303,7 +303,8 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
         # kept in the app's state file: the next start begins with it paused
         problem = appstate.record_pause(self.config, name, pausing)
         if problem is not None:
-            self.notify(problem, title="Pause not remembered", severity="warning", timeout=5)
+            self.notify(problem, title="Pause not remembered", severity="warning", timeout=5,
+                        markup=False)
 
     def action_filter(self) -> None:
         self.filter_box.open()
@@ -346,7 +347,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
     def action_reload(self) -> None:
         if not self._engine_refuses("reload the config"):
             self.engine.reload()
-            self.notify(f"reloading {self.config.path}", timeout=1.5)
+            self.notify(f"reloading {self.config.path}", timeout=1.5, markup=False)
 
     def action_toggle_events(self) -> None:
         self.events.toggle_class("hidden")

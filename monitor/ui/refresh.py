@@ -109,7 +109,7 @@ class RefreshCycle:
         while inbox.errors:
             message = inbox.errors.popleft()
             log.write(error_line(message, self.wall_now(), self.palette))
-            self.notify(message, title="Engine", severity="error", timeout=8)
+            self.notify(message, title="Engine", severity="error", timeout=8, markup=False)
         show_alerts(self, inbox.alerts)
         touched |= self.marks.refresh(board, datetime.fromtimestamp(self.wall(), UTC))
         if self.watch.judge(now):   # every row says whether it is measured

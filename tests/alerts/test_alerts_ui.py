@@ -13,6 +13,8 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from textual.widgets._toast import Toast   # the drawn toasts (pinned Textual)
+
 from monitor.alerts.message import Alert
 from monitor.alerts.sink import Delivery
 from monitor.config import parse_config
@@ -260,3 +262,27 @@ async def test_rows_say_maintenance_and_unreachable_via_a_down_parent(tmp_path: 
                     and cell("web", "state") == "✖ DOWN")
         assert not cell("api", "error").startswith("maintenance")
         assert cell("web", "error") == "timed out"
+
+
+async def test_toasts_show_network_text_as_it_is(tmp_path: Path):
+    """A reason phrase is the server's text: in a toast it is shown as sent,
+    not read as markup ("[/x]" raised MarkupError while the toast was drawn;
+    "[b]" vanished). The engine's own reasons and target names likewise."""
+    path = tmp_path / "monitor.toml"
+    path.write_text(MARKED.format(start="2026-11-25T09:00:00Z", end="2026-11-25T09:15:00Z"))
+    config = parse_config(path.read_text(), path)
+    app = MonitorApp(config, FakeEngine, clock=lambda: NOW, watch_terminal=False, refresh=0.05)
+    hostile = "expected 2xx, got 503 [/x] [b]Busy[/b]"
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    alert = Alert("down", "api", "tcp", "127.0.0.1:9", "", "down", "up", hostile,
+                  at - timedelta(minutes=1), at, 60.0, None, {}, None, None, None, None, "a/1")
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        engine: FakeEngine = app.engine   # type: ignore[assignment]
+        engine.listener.on_alert(Delivery(at, "bell", "desk", "bell", alert, "", 1))
+        engine.listener.on_alert(Delivery(at, "failed", "ops", "webhook", alert, "HTTP 500 [/y]", 2))
+        await until(pilot, lambda: len(toasts(app)) >= 2)
+        engine.die("engine exited: [/z] gone")
+        await until(pilot, lambda: len(toasts(app)) >= 3)
+        await pilot.pause(0.3)   # drawn (a toast that cannot be ends the app with MarkupError)
+        drawn = "\n".join(str(toast.render()) for toast in app.screen.query(Toast))
+        assert hostile in drawn and "HTTP 500 [/y]" in drawn and "[/z] gone" in drawn

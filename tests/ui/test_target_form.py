@@ -81,6 +81,24 @@ async def test_a_adds_a_target_with_the_keyboard_alone(config_file: Path):
     assert config_file.with_name("monitor.toml~").read_text() == CONFIG
 
 
+async def test_a_name_with_brackets_is_saved_and_said_as_written(config_file: Path):
+    """Names are the user's text: the "saved" toast shows "[/x] api" as it
+    is (read as markup it ended the app with MarkupError)."""
+    from textual.widgets._toast import Toast   # the drawn toasts (pinned Textual)
+    app = make_app(config_file)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        form = await opened(app, pilot, "a")
+        form.query_one("#field-name", Input).value = "[/x] api"
+        await pilot.press("tab")
+        await typed(pilot, "http://127.0.0.1:8080/health")
+        await checked(form, pilot)
+        await pilot.press("enter")
+        await closed(app, pilot)
+        await until(pilot, lambda: any("[/x] api" in str(toast.render())
+                                       for toast in app.screen.query(Toast)))
+    assert 'name = "[/x] api"' in config_file.read_text()
+
+
 @pytest.mark.parametrize("key", ["E", "ctrl+e"])
 async def test_edit_changes_only_the_selected_block(config_file: Path, key: str):
     app = make_app(config_file)

@@ -141,7 +141,8 @@ class DetailScreen(Screen[None]):
         view = self.view
         if view is None:   # a reload removed it: the one place that says so
             self.app.pop_screen()
-            self.app.notify(f"{self.target_name} was removed from the config", timeout=4)
+            self.app.notify(f"{self.target_name} was removed from the config", timeout=4,
+                            markup=False)
             return
         palette: fmt.Palette = self.app.palette  # type: ignore[attr-defined]
         now = self.app.clock()  # type: ignore[attr-defined]

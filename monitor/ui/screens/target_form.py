@@ -80,7 +80,7 @@ def _delete(app: App[Any], path: Path, name: str, snapshot: Snapshot, yes: bool 
                    severity="error", timeout=10)
     except Conflict:
         app.notify(f"{path} changed on disk since you pressed delete; nothing deleted (try "
-                   "again)", title="Not deleted", severity="warning", timeout=6)
+                   "again)", title="Not deleted", severity="warning", timeout=6, markup=False)
     except (SaveError, EditError) as exc:
         app.notify(escape_markup(str(exc)), title="Not deleted", severity="error", timeout=8)
     else:
@@ -326,10 +326,10 @@ class TargetForm(ModalScreen[str | None]):
             self.dismiss(None)
         elif what == "saved":
             self.app.notify(f"saved {fields['name']} to {self.path} (the previous file is "
-                            f"{self.path.name}~)", title="Config saved", timeout=4)
+                            f"{self.path.name}~)", title="Config saved", timeout=4, markup=False)
             self.dismiss(str(fields["name"]))
         elif what == "invalid":
-            self.notify(message, severity="error", timeout=5)
+            self.notify(message, severity="error", timeout=5, markup=False)
             self._check()
         else:
             self.app.push_screen(UnsavedDraft(message, _toml_of(fields), reload=what == "conflict"),
@@ -344,14 +344,14 @@ class TargetForm(ModalScreen[str | None]):
         try:
             self.snapshot = read_snapshot(self.path)
         except SaveError as exc:
-            self.notify(str(exc), severity="error", timeout=6)
+            self.notify(str(exc), severity="error", timeout=6, markup=False)
             return
         if self.editing is not None:
             try:
                 target_block(self.snapshot.text, self.editing)
             except EditError:
                 self.notify(f"{self.editing} is no longer in the file: saving adds it",
-                            severity="warning", timeout=6)
+                            severity="warning", timeout=6, markup=False)
                 self.editing = None
         self._check()
 
