@@ -52,7 +52,7 @@ def show_alerts(app: MonitorApp, deliveries: deque[Delivery]) -> None:
                    timeout=10 if severity == "error" else 6, markup=False)
     if len(toasts) > TOASTS_PER_FLUSH:
         app.notify(f"{len(toasts) - TOASTS_PER_FLUSH} more: see the event log (e)",
-                   title="Alerts", severity="warning", timeout=6)
+                   title="Alerts", severity="warning", timeout=6, markup=False)
 
 
 def _toast(delivery: Delivery) -> tuple[str, str, str] | None:

@@ -328,7 +328,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
         self._arrange(force=True)
         self._render_visible()
         self._show_summary()
-        self.notify(f"sorted by {self.sort_mode.value}", timeout=1.5)
+        self.notify(f"sorted by {self.sort_mode.value}", timeout=1.5, markup=False)
 
     def action_group(self) -> None:
         self.grouped = not self.grouped
@@ -342,7 +342,7 @@ class MonitorApp(RefreshCycle, BoardFeeds, LooksAndLayout, App[int]):
         names = self.theme_names
         index = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(index + 1) % len(names)]
-        self.notify(f"theme: {self.theme}", timeout=1.5)
+        self.notify(f"theme: {self.theme}", timeout=1.5, markup=False)
 
     def action_reload(self) -> None:
         if not self._engine_refuses("reload the config"):

@@ -65,7 +65,7 @@ class LooksAndLayout:
             self.theme_names = [t.name for t in loaded]
             if problems:
                 self.notify("\n".join(problems), title="Theme files skipped",
-                            severity="warning", timeout=10)
+                            severity="warning", timeout=10, markup=False)
             if self.theme in self.theme_names:
                 self.refresh_css()
                 self._on_theme_changed(None)

@@ -84,8 +84,8 @@ def _delete(app: App[Any], path: Path, name: str, snapshot: Snapshot, yes: bool 
     except (SaveError, EditError) as exc:
         app.notify(escape_markup(str(exc)), title="Not deleted", severity="error", timeout=8)
     else:
-        app.notify(f"deleted {escape_markup(name)} from {path} (the previous file is {path.name}~)",
-                   title="Config saved", timeout=4)
+        app.notify(f"deleted {name} from {path} (the previous file is {path.name}~)",
+                   title="Config saved", timeout=4, markup=False)
 
 
 def open_form(path: Path, mode: str, name: str | None = None) -> TargetForm:
