@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.engine.result import ProbeResult, Status
-from monitor.engine.state import State
+from monitor.engine.state import State, Transition
 from monitor.probes.base import PHASES
 
 STATUSES: tuple[Status, ...] = (Status.UP, Status.DEGRADED, Status.DOWN)
@@ -58,6 +58,23 @@ def result_item(result: ProbeResult) -> tuple:
             STATUS_CODE[result.status], micros(result.latency_ms), result.reason,
             result.http_status, None if cert is None else int(cert.expires_at.timestamp()),
             *(micros(phases.get(phase)) for phase in PHASES), 1 if result.recheck else 0)
+
+
+def transition_item(transition: Transition) -> tuple:
+    return ("t", transition.name, epoch_ms(transition.at.timestamp()),
+            STATE_CODE[transition.from_state], STATE_CODE[transition.to_state], transition.reason,
+            None if transition.previous_for is None else int(transition.previous_for * 1000))
+
+
+def queue_item(item: Any) -> tuple:
+    """What the engine hands the writer, as the plain tuple the writer
+    works from ("r", "t", or the monitor's own ("start", at) and kin, which
+    are tuples already). Plain values only, so they can cross a pipe."""
+    if isinstance(item, ProbeResult):
+        return result_item(item)
+    if isinstance(item, Transition):
+        return transition_item(item)
+    return item
 
 
 def reload_item(at: int, summary: dict[str, Any]) -> tuple:

@@ -35,6 +35,7 @@ from monitor.store.views import (
     WINDOWS, Series, StoredEvent, StoredSample, TargetInfo, TargetReport, WindowUptime)
 from monitor.store.codec import moment_ms, reload_item
 from monitor.store.writer import Health, Retention, Writer
+from monitor.store.writer_process import WriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class HistoryRefused(HistoryError):
 
 
 class HistoryStore:
-    def __init__(self, path: str | None, *, read_only: bool, writer: Writer | None,
+    def __init__(self, path: str | None, *, read_only: bool,
+                 writer: Writer | WriterProcess | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.read_only = read_only
@@ -59,8 +61,11 @@ class HistoryStore:
     def open(cls, path: str | None, *, read_only: bool = False, owner_info: str = "",
              retention: Retention | None = None,
              on_health: Callable[[Health], None] | None = None,
-             clock: Callable[[], float] = time.time) -> HistoryStore:
-        """`path`: a file, ":memory:", or None (history off). Raises
+             clock: Callable[[], float] = time.time,
+             own_process: bool = False) -> HistoryStore:
+        """`path`: a file, ":memory:", or None (history off). `own_process`:
+        write from a child process rather than a thread (writer_process.py:
+        the engine's choice, so that history does not share its GIL). Raises
         HistoryRefused when another engine writes the file or its schema is
         newer or foreign; HistoryError for a read-only open of a missing or
         unreadable file. Any other fault of a writable store is reported
@@ -77,8 +82,11 @@ class HistoryStore:
         writer = Writer(path, owner=owner_info, retention=retention or Retention(), lock=lock,
                         on_health=on_health, clock=clock)
         _first_connect(writer, path)
-        writer.start()
-        return cls(path, read_only=False, writer=writer, clock=clock)
+        chosen: Writer | WriterProcess = writer
+        if own_process and not is_memory(path):
+            chosen = WriterProcess(writer)
+        chosen.start()
+        return cls(path, read_only=False, writer=chosen, clock=clock)
 
     @classmethod
     def for_config(cls, config: Config, **kwargs: Any) -> HistoryStore:

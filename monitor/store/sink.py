@@ -12,9 +12,7 @@ import asyncio
 from collections.abc import Callable
 
 from monitor.config.model import Config
-from monitor.engine.result import ProbeResult
 from monitor.engine.sinks import ConfigReloaded, MonitorStarted, MonitorStopped, Sink
-from monitor.engine.state import Transition
 from monitor.store.history import HistoryRefused, HistoryStore
 from monitor.store.writer import Health
 
@@ -55,7 +53,8 @@ def open_history(config: Config, owner: str,
         if health.message:
             loop.call_soon_threadsafe(notify, health.message)
 
-    store = HistoryStore.for_config(config, owner_info=owner, on_health=on_health)
+    store = HistoryStore.for_config(config, owner_info=owner, on_health=on_health,
+                                    own_process=True)
     if not store.enabled:
         return None
     if not store.health.ok and store.health.message:

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.engine.result import ProbeResult
-from monitor.engine.state import State, Transition
+from monitor.engine.state import State
 from monitor.store import schema
-from monitor.store.codec import (
-    SAMPLE_COLUMNS, STATE_CODE, epoch_ms, result_item)
+from monitor.store.codec import SAMPLE_COLUMNS, STATE_CODE, epoch_ms, queue_item
 from monitor.store.connect import connect, describe, is_corrupt, is_memory, move_aside
 from monitor.store.location import HistoryBusy, OwnerLock
 from monitor.store import upkeep
@@ -77,7 +76,50 @@ class Retention:
         return max(self.raw_ms, self.minutes_ms, self.hours_ms)
 
 
-class Writer(Upkeep):
+def is_result(item: Any) -> bool:
+    """A probe result, as the engine hands it over or as a queue item."""
+    return isinstance(item, ProbeResult) or (type(item) is tuple and item[0] == "r")
+
+
+class Inbox:
+    """The engine's side of a writer: `put` appends to a deque and wakes the
+    writer once a batch waits (no lock, no I/O, no exception), and each change
+    of health is said once, to the log and to `on_health`."""
+
+    health: Health
+    on_health: Callable[[Health], None] | None
+
+    def __init__(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._health_lock = threading.Lock()   # health may change on two threads
+
+    def put(self, item: Any) -> None:
+        if len(self._queue) >= MAX_PENDING and is_result(item):
+            self._count_dropped()
+            return
+        self._queue.append(item)
+        if len(self._queue) >= BATCH_WAKE and not self._wake.is_set():
+            self._wake.set()
+
+    def _count_dropped(self) -> None:
+        raise NotImplementedError
+
+    def _set_health(self, health: Health) -> None:
+        with self._health_lock:
+            if health == self.health:
+                return
+            self.health = health
+        if health.message:
+            (log.warning if not health.ok else log.info)("%s", health.message)
+        if self.on_health is not None:
+            try:
+                self.on_health(health)
+            except Exception:
+                log.exception("history health callback failed")
+
+
+class Writer(Upkeep, Inbox):
     def __init__(self, path: str, *, owner: str, retention: Retention,
                  lock: OwnerLock | None, on_health: Callable[[Health], None] | None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -88,12 +130,11 @@ class Writer(Upkeep):
         self.on_health = on_health
         self.clock = clock
         self.health = Health(True)
+        Inbox.__init__(self)
         self.dropped = 0                       # results not kept (see MAX_PENDING)
         self.written = 0                       # results committed
-        self._queue: deque[Any] = deque()
         self._pending: list[tuple] = []        # converted, waiting for a commit
         self._pending_results = 0
-        self._wake = threading.Event()
         self._stopping = threading.Event()
         self._db: sqlite3.Connection | None = None
         self._failing_since: float | None = None
@@ -113,15 +154,8 @@ class Writer(Upkeep):
         self._round_cuts: tuple[int, int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
 
-    # --- the engine's side: never blocks, never raises ---------------------------
-
-    def put(self, item: Any) -> None:
-        if isinstance(item, ProbeResult) and len(self._queue) >= MAX_PENDING:
-            self.dropped += 1
-            return
-        self._queue.append(item)
-        if len(self._queue) >= BATCH_WAKE and not self._wake.is_set():
-            self._wake.set()
+    def _count_dropped(self) -> None:
+        self.dropped += 1
 
     def start(self) -> None:
         self._thread.start()
@@ -236,18 +270,6 @@ class Writer(Upkeep):
                                       "and started a new one"))
         self._next_try = 0.0
 
-    def _set_health(self, health: Health) -> None:
-        if health == self.health:
-            return
-        self.health = health
-        if health.message:
-            (log.warning if not health.ok else log.info)("%s", health.message)
-        if self.on_health is not None:
-            try:
-                self.on_health(health)
-            except Exception:
-                log.exception("history health callback failed")
-
     def connect_now(self) -> None:
         """Open (create, migrate) the database before the thread starts, so
         a refusal (another engine, a newer schema) is the caller's to report."""
@@ -258,6 +280,15 @@ class Writer(Upkeep):
 
     def fail_at_start(self, message: str) -> None:
         self._failed(message, reconnect=True)
+
+    @property
+    def writing(self) -> bool:
+        """It has committed since it started, and its last attempt went through."""
+        return self._last_beat > 0 and self._failing_since is None
+
+    def disconnect(self) -> None:
+        """Close the connection, keep the lock (another process writes on)."""
+        self._disconnect()
 
     def abandon(self) -> None:
         """Let go of the database without starting (the open was refused)."""
@@ -295,29 +326,25 @@ class Writer(Upkeep):
     def _convert(self, queue: deque[Any]) -> None:
         pending = self._pending
         while queue:
-            item = queue.popleft()
-            if isinstance(item, ProbeResult):
+            item = queue_item(queue.popleft())
+            kind = item[0]
+            if kind == "r":
                 if self._pending_results >= MAX_PENDING:
                     self._drop_oldest_result()
-                pending.append(result_item(item))
+                pending.append(item)
                 self._pending_results += 1
-            elif isinstance(item, Transition):
-                state = STATE_CODE[item.to_state]
-                self._states[item.name] = (state, item.reason)
-                pending.append(("t", item.name, epoch_ms(item.at.timestamp()),
-                                STATE_CODE[item.from_state], state, item.reason,
-                                None if item.previous_for is None
-                                else int(item.previous_for * 1000)))
+            elif kind == "t":
+                self._states[item[1]] = (item[4], item[5])
+                pending.append(item)
+            elif kind == "reload":
+                at = item[1]
+                pending.append(("reload", at, item[2]))
+                for name in item[3]:
+                    self._states.pop(name, None)
+                    pending.append(("t", name, at, STATE_CODE[State.PENDING], REMOVED,
+                                    "removed from the config", None))
             else:
-                kind, at = item[0], item[1]
-                if kind == "reload":
-                    pending.append(("reload", at, item[2]))
-                    for name in item[3]:
-                        self._states.pop(name, None)
-                        pending.append(("t", name, at, STATE_CODE[State.PENDING], REMOVED,
-                                        "removed from the config", None))
-                else:
-                    pending.append((kind, at))
+                pending.append(item)
 
     def _drop_oldest_result(self) -> None:
         for index, item in enumerate(self._pending):
