@@ -400,8 +400,9 @@ class Bench:
             time.sleep(args.seconds)
             row = sampler.end()
             row.update(eb.sched_fields(sched0, eb.loop_sched(proc.pid), time.monotonic() - wall0))
-            row["rss_mib"] = db._mib(proc.pid)
-            row["hwm_mib"] = db._mib(proc.pid, "VmHWM")
+            # with its children (the history writer): CPU likewise, see db.Sampler
+            row["rss_mib"] = db._tree_mib(proc.pid)
+            row["hwm_mib"] = db._tree_mib(proc.pid, "VmHWM")
             if proc.poll() is not None:
                 raise RuntimeError("monitor run exited during the window: "
                                    + err.read_text(errors="replace")[-800:])

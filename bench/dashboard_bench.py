@@ -90,6 +90,40 @@ def _cpu(pid: int) -> float | None:
         return None
 
 
+def _tree(pid: int) -> set[int]:
+    """`pid` and every process under it."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass   # it ended as we looked
+    tree, grew = {pid}, True
+    while grew:
+        under = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= under
+        grew = bool(under)
+    return tree
+
+
+def _tree_cpu(pid: int) -> float | None:
+    """utime + stime of a process and of every process under it: the
+    engine's history writer is a child process, and its CPU is the engine's."""
+    total = _cpu(pid)
+    if total is None:
+        return None
+    return total + sum(_cpu(child) or 0.0 for child in _tree(pid) - {pid})
+
+
+def _tree_mib(pid: int | None, field: str = "VmRSS") -> float | None:
+    """_mib of a process and its children, summed."""
+    if not pid or _status_kib(pid, field) is None:
+        return None
+    return round(sum(_status_kib(p, field) or 0 for p in _tree(pid)) / 1024.0, 1)
+
+
 def _status_kib(pid: int, field: str) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -149,20 +183,27 @@ def _r(value: float | None, digits: int = 2) -> float | None:
 
 
 class Sampler:
-    """CPU of named processes over a window, and of the whole machine."""
+    """CPU of named processes over a window, and of the whole machine. The
+    names in `trees` count their child processes too (a child that ends
+    within the window takes its CPU with it: none of ours does)."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    def __init__(self, pids: dict[str, int | None],
+                 trees: tuple[str, ...] = ("monitor", "engine")) -> None:
         self.pids = {k: v for k, v in pids.items() if v}
+        self.trees = trees
         self.cpu0: dict[str, float | None] = {}
         self.host0 = (0.0, 0.0)
         self.wall0 = 0.0
         self.epoch0 = 0.0
 
     def begin(self) -> None:
-        self.cpu0 = {k: _cpu(p) for k, p in self.pids.items()}
+        self.cpu0 = {k: self._cpu(k, p) for k, p in self.pids.items()}
         self.host0 = eb._host_busy()
         self.wall0 = time.perf_counter()
         self.epoch0 = time.time()
+
+    def _cpu(self, name: str, pid: int) -> float | None:
+        return _tree_cpu(pid) if name in self.trees else _cpu(pid)
 
     def end(self) -> dict[str, Any]:
         wall = time.perf_counter() - self.wall0
@@ -171,7 +212,7 @@ class Sampler:
                                "t1": self.epoch0 + wall}
         known = 0.0
         for name, pid in self.pids.items():
-            now, before = _cpu(pid), self.cpu0.get(name)
+            now, before = self._cpu(name, pid), self.cpu0.get(name)
             pct = None if now is None or before is None else 100.0 * (now - before) / wall
             out[f"{name}_cpu_pct"] = _r(pct, 1)
             out[f"{name}_cpu_s"] = None if now is None or before is None else now - before
