@@ -42,7 +42,12 @@ from monitor.store.writer import Health, Inbox, Writer
 
 log = logging.getLogger(__name__)
 
-NICE = 5              # the child's niceness: probing comes first, history can wait a little
+# The child's niceness. The probing process and (in benches) the target
+# server must never wait for a CPU because history is being written: at nice 0
+# the child made the CLI's latency tail worse than a writer thread sharing the
+# GIL, at 5 less so, at 19 better (bench/README.md, "The history writer in its
+# own process"). On a saturated machine history waits, queued (MAX_PENDING).
+NICE = 19
 FRAME_ITEMS = 5_000   # items per frame at most (a backlog goes in several)
 MAX_FRAME = 64 << 20
 LAST_WORDS = 4096     # bytes of a dead child's stderr that are kept
@@ -238,7 +243,7 @@ class WriterProcess(Inbox):
         self._last_words[child.pid] = stderr
         listener = threading.Thread(target=self._listen, args=(child,), name="history-listener",
                                     daemon=True)
-        self._listeners.append(listener)
+        self._listeners = [*(alive for alive in self._listeners if alive.is_alive()), listener]
         listener.start()
 
     def _words_of(self, child: subprocess.Popen[bytes]) -> str:
@@ -311,7 +316,7 @@ class WriterProcess(Inbox):
             self._said[child.pid] = (message[1], message[2])
             if message[3] and not self.health.ok and child is self._child:
                 # a new child has written (its own faults it says itself)
-                self._set_health(Health(True, "history writing resumed"))
+                self._set_health(Health(True, "history resumed"))
         elif kind == "log":
             log.log(message[1], "history writer process: %s", message[2])
 

@@ -111,7 +111,7 @@ def test_a_writer_process_that_dies_is_said_and_replaced(db_path, opened, monkey
     second = child_of(store)
     assert second.pid != first.pid
     wait_for(lambda: store.health.ok)
-    assert said[-1] == "history writing resumed"
+    assert said[-1] == "history resumed"
     store.close()
     assert store._writer.written == 30
 
@@ -135,7 +135,7 @@ def test_a_writer_process_that_cannot_start_says_why(db_path, opened, monkeypatc
     monkeypatch.setattr(sys, "executable", real)          # mended: what waited is written
     reader = opened(db_path, read_only=True)
     wait_for(lambda: len(reader.samples("a")) == 1)
-    wait_for(lambda: said[-1] == "history writing resumed")
+    wait_for(lambda: said[-1] == "history resumed")
 
 
 ENGINE = textwrap.dedent("""
