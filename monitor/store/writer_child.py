@@ -5,10 +5,9 @@
 Reads a first frame that says what to write and how (WriterProcess._spawn),
 then frames of plain items (codec.queue_item) on stdin, and hands them to an
 ordinary Writer; says its health, its counts and its errors on stdout, as
-frames. It ends when stdin closes, after writing what it was sent. SIGINT and
-SIGTERM are ignored: they come to the whole process group (Ctrl-C, a service
-manager's stop), and the engine closes the pipe when it is done, or the kernel
-does when it dies.
+frames. It ends when stdin closes, after writing what it was sent. Signals
+sent to the whole process group are ignored (GROUP_SIGNALS): the engine
+closes the pipe when it is done, or the kernel does when it dies.
 """
 
 from __future__ import annotations
@@ -24,6 +23,10 @@ from typing import Any, BinaryIO
 from monitor.store.writer import Health, Retention, Writer
 from monitor.store.writer_process import read_frame, write_frame
 
+# What a terminal or a service manager sends the whole process group: Ctrl-C,
+# Ctrl-\, a hang-up (an SSH session that dropped), a stop. They are the engine's
+# to act on; this process ends when the engine closes the pipe or dies.
+GROUP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM)
 COUNTS_EVERY = 1.0   # seconds: how often the engine hears what was written
 CLOSE_WAIT = 60.0    # seconds the last batch may take once stdin closed
 
@@ -70,8 +73,8 @@ def apply_tuning(tuning: dict[str, dict[str, Any]]) -> None:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for group_wide in GROUP_SIGNALS:
+        signal.signal(group_wide, signal.SIG_IGN)
     stdin = sys.stdin.buffer
     spec = read_frame(stdin)
     if spec is None:

@@ -17,6 +17,7 @@ import pytest
 from monitor.engine.state import State
 from monitor.store import HistoryStore, writer
 from monitor.store.history import HistoryRefused
+from monitor.store.writer_child import GROUP_SIGNALS
 from monitor.store.writer_process import NICE, WriterProcess
 from tests.store.conftest import result, transition
 
@@ -136,6 +137,21 @@ def test_a_writer_process_that_cannot_start_says_why(db_path, opened, monkeypatc
     reader = opened(db_path, read_only=True)
     wait_for(lambda: len(reader.samples("a")) == 1)
     wait_for(lambda: said[-1] == "history resumed")
+
+
+def test_signals_to_the_whole_group_leave_the_writer_process_writing(db_path, opened):
+    """Ctrl-C, Ctrl-\\, a dropped SSH session, a service stop: each goes to
+    the process group; the engine decides, the writer goes on."""
+    said: list[str] = []
+    store = opened(db_path, own_process=True, on_health=lambda h: said.append(h.message))
+    child = child_of(store)
+    wait_for(lambda: store._writer._ready == child.pid)   # its handlers are set by then
+    for number in GROUP_SIGNALS:
+        os.kill(child.pid, number)
+    store.on_result(result("a", 0))
+    reader = opened(db_path, read_only=True)
+    wait_for(lambda: len(reader.samples("a")) == 1)
+    assert child.poll() is None and store._writer._child is child and said == []
 
 
 ENGINE = textwrap.dedent("""
