@@ -111,12 +111,6 @@ class OwnerLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    @property
-    def fd(self) -> int | None:
-        """The descriptor the flock is on: a child that inherits it keeps
-        the database claimed until it, too, has closed it."""
-        return self._fd
-
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)   # closing drops the flock

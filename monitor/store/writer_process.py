@@ -11,13 +11,15 @@ writer's own rhythm (every FLUSH_EVERY, sooner once BATCH_WAKE wait). The
 child (writer_child.py) runs an ordinary Writer on them at a lower priority.
 
 What stays here: the owner lock and the first open, so a refusal is still
-raised by HistoryStore.open. The child inherits the lock's descriptor, so the
-database stays claimed until the child has written the last of what it was
-sent, even when the engine was killed.
+raised by HistoryStore.open. The lock is the engine's alone: when the engine
+is killed, a restart may claim the database at once, while the orphaned child
+writes its last batch beside it (SQLite serialises the two; the child writes
+nothing else once its pipe has closed). Handing the child the lock made such a
+restart fail, refused, for as long as a child at nice 19 took to finish.
 
 The child stops when its pipe closes (the engine closed the store, or died),
-after writing everything it received; it ignores SIGINT and SIGTERM, which a
-Ctrl-C or a service manager's stop sends to the whole group. If it dies, health
+after writing everything it received; it ignores the signals a terminal or a
+service manager sends the whole group (writer_child.GROUP_SIGNALS). If it dies, health
 says so and another is started RETRY_EVERY later: what the dead one held
 unwritten is lost (a batch interval at most), what had not reached it goes to
 the next one, bounded like the writer's own queue.
@@ -219,7 +221,6 @@ class WriterProcess(Inbox):
                               self.retention.hours_ms],
                 "tuning": {module.__name__: {name: getattr(module, name) for name in names}
                            for module, names in TUNING.items()}}
-        lock_fd = self.lock.fd if self.lock is not None else None
         python = self._python or sys.executable
         try:
             # its stderr (a traceback, should it crash) goes to a file read when it ends:
@@ -227,8 +228,7 @@ class WriterProcess(Inbox):
             stderr = tempfile.TemporaryFile()
             child = subprocess.Popen(
                 [python, "-m", "monitor.store.writer_child"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                pass_fds=() if lock_fd is None else (lock_fd,))
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
         except OSError as exc:
             self._next_spawn = time.monotonic() + tuning.RETRY_EVERY
             self._set_health(Health(False, "history writer process could not start "
@@ -290,7 +290,7 @@ class WriterProcess(Inbox):
         for stderr in self._last_words.values():
             stderr.close()
         if self.lock is not None:
-            self.lock.release()   # a child still writing keeps its own copy of the lock
+            self.lock.release()
 
     # --- what the child says ----------------------------------------------------------------
 

@@ -166,8 +166,6 @@ ENGINE = textwrap.dedent("""
         store.on_result(result("a", i))
     time.sleep(1.0)                 # twice the interval: all of it is in the child's hands
     print(store._writer._child.pid, flush=True)
-    if {kill_self}:
-        os.kill(os.getpid(), signal.SIGKILL)
     try:
         signal.pause()
     except KeyboardInterrupt:       # what `run --headless` does on Ctrl-C: close
@@ -178,25 +176,34 @@ ENGINE = textwrap.dedent("""
 """)
 
 
-def start_engine(db_path: str, count: int, kill_self: bool) -> subprocess.Popen:
-    script = ENGINE.format(root=str(ROOT), db=db_path, count=count, kill_self=kill_self)
+def start_engine(db_path: str, count: int) -> subprocess.Popen:
+    script = ENGINE.format(root=str(ROOT), db=db_path, count=count)
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
 
 
-def test_an_engine_killed_outright_loses_nothing_it_had_handed_over(db_path):
-    engine = start_engine(db_path, 500, kill_self=True)
+def test_an_engine_killed_outright_loses_nothing_and_its_restart_is_not_refused(db_path):
+    """The orphaned writer writes what it was handed; a new engine may claim
+    the database at once, even while that writer is still at it (here: stopped)."""
+    engine = start_engine(db_path, 500)
     child = int(engine.stdout.readline())
-    assert engine.wait(10) == -signal.SIGKILL
+    os.kill(child, signal.SIGSTOP)
+    try:
+        engine.kill()
+        assert engine.wait(10) == -signal.SIGKILL
+        again = HistoryStore.open(db_path, own_process=True)   # not refused
+    finally:
+        os.kill(child, signal.SIGCONT)
     wait_for(lambda: not alive(child))            # the pipe closed: it wrote what it had, and ended
-    assert len(HistoryStore.open(db_path, read_only=True).samples("a")) == 500
-    HistoryStore.open(db_path, own_process=True).close()   # and let the database go
+    again.on_result(result("a", 500))
+    again.close()
+    assert len(HistoryStore.open(db_path, read_only=True).samples("a")) == 501
 
 
 def test_ctrl_c_reaches_the_engine_not_the_writer(db_path):
     """A Ctrl-C goes to the terminal's whole process group: the engine
     closes, and the writer process writes to the end rather than dying."""
-    engine = start_engine(db_path, 200, kill_self=False)
+    engine = start_engine(db_path, 200)
     child = int(engine.stdout.readline())
     os.killpg(engine.pid, signal.SIGINT)
     out, _ = engine.communicate(timeout=20)
