@@ -216,3 +216,29 @@ async def test_the_detail_screen_says_when_there_is_no_history(tmp_path: Path):
         assert "no history" in plain(screen.boxes["windows"].content)
         await pilot.press("4")
         await until(pilot, lambda: "no history" in screen.chart.render().plain)
+
+
+def test_a_window_barely_begun_says_so_beside_its_uptime():
+    """0.4 % of 30 days known: "<1%" data, not a cut "0%" beside a plain "100%",
+    which is muted; a failing figure keeps its colour whatever the data."""
+    from rich.style import Style
+
+    from monitor.store.uptime import Tally
+    from monitor.store.views import WindowUptime
+    from monitor.ui import format as fmt
+    from monitor.ui.history import TargetHistory
+    from monitor.ui.screens.detail import _windows_text
+
+    palette = fmt.Palette.from_variables({"warning": "#ffaa00", "error": "#ff0000"})
+    month = 30 * 86_400_000
+    got = TargetHistory("api", None, windows=[
+        WindowUptime(30 * 86_400, Tally(month, month // 250, 0, 0), 0),
+        WindowUptime(7 * 86_400, Tally(month, month // 500, 0, month // 500), 1),
+        WindowUptime(86_400, Tally(86_400_000, 86_400_000 // 2, 0, 0), 0)])
+    grid = _windows_text(got, palette)
+    rows = [line.split() for line in plain(grid).splitlines() if line.strip()]
+    assert rows[1] == ["30d", "100%", "<1%", "0"]
+    assert rows[2] == ["7d", "50.00%", "<1%", "1"]
+    assert rows[3] == ["24h", "100%", "50%", "0"]
+    styles = [row[1].style for row in grid.rows[1:]]
+    assert styles == [palette.muted, palette.error, Style()]

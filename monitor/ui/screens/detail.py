@@ -384,16 +384,24 @@ def _windows_text(got: TargetHistory | None, palette: fmt.Palette) -> Text | Gri
     grid = Grid(("dim", "left"), ("", "right"), ("", "right"), ("", "right"))
     grid.add_row("window", "uptime", "data", "incidents")
     for window in got.windows:
-        uptime = window.uptime_pct
-        style = None if uptime is None or uptime >= 100 else             palette.error if uptime < 99 else palette.warning
+        uptime, coverage = window.uptime_pct, window.coverage_pct
+        style = None if uptime is None or uptime >= 100 else \
+            palette.error if uptime < 99 else palette.warning
+        if 0 < coverage < 1 and style is None:   # a window barely begun: little stands behind "100%"
+            style = palette.muted
         grid.add_row(_WINDOW_NAMES.get(window.window, format_duration(round(window.window))),
                      Text(fmt.percent(uptime, 2), style=style or ""),
-                     # coverage is cut like uptime: 99.99 % is not "all of it"
-                     fmt.percent(window.coverage_pct, 0),
+                     _coverage_text(coverage),
                      str(window.incidents))
     if not got.windows:
         grid.add_row("(nothing recorded for this target yet)", "", "", "")
     return grid
+
+
+def _coverage_text(coverage: float) -> str:
+    """Cut like uptime (99.99 % is not "all of it"), and "<1%" where a cut
+    would say "0%" beside an uptime figure that some data does stand on."""
+    return "<1%" if 0 < coverage < 1 else fmt.percent(coverage, 0)
 
 
 def _incidents_text(got: TargetHistory | None, palette: fmt.Palette) -> Text:
