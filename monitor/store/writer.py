@@ -81,6 +81,16 @@ def is_result(item: Any) -> bool:
     return isinstance(item, ProbeResult) or (type(item) is tuple and item[0] == "r")
 
 
+def drop_oldest_result(items: list[tuple]) -> bool:
+    """Take the oldest result out of `items` (queue items), keeping state
+    changes and the monitor's own events; False when it holds none."""
+    for index, item in enumerate(items):
+        if item[0] == "r":
+            del items[index]
+            return True
+    return False
+
+
 class Inbox:
     """The engine's side of a writer: `put` appends to a deque and wakes the
     writer once a batch waits (no lock, no I/O, no exception), and each change
@@ -347,12 +357,9 @@ class Writer(Upkeep, Inbox):
                 pending.append(item)
 
     def _drop_oldest_result(self) -> None:
-        for index, item in enumerate(self._pending):
-            if item[0] == "r":
-                del self._pending[index]
-                self._pending_results -= 1
-                self.dropped += 1
-                return
+        if drop_oldest_result(self._pending):
+            self._pending_results -= 1
+            self.dropped += 1
 
     # --- one batch ---------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from typing import IO, Any
 from monitor.probes.text import printable
 from monitor.store import upkeep, writer as tuning
 from monitor.store.codec import queue_item
-from monitor.store.writer import Health, Inbox, Writer
+from monitor.store.writer import Health, Inbox, Writer, drop_oldest_result
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +177,9 @@ class WriterProcess(Inbox):
             unsent.append(item)
 
     def _drop_oldest_result(self) -> None:
-        for index, item in enumerate(self._unsent):
-            if item[0] == "r":
-                del self._unsent[index]
-                self._unsent_results -= 1
-                self._dropped_here += 1
-                return
+        if drop_oldest_result(self._unsent):
+            self._unsent_results -= 1
+            self._dropped_here += 1
 
     def _send(self) -> None:
         assert self._child is not None and self._child.stdin is not None
